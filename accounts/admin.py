@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from accounts import services
+from accounts.models import ApiKey, Plan, User
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "tokens_per_day",
+        "max_tokens_per_request",
+        "is_default",
+    ]
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ["username", "email", "plan", "is_active", "email_verified", "is_staff", "date_joined"]
+    list_filter = ["plan", "is_active", "is_staff", "email_verified"]
+    list_select_related = ["plan"]
+    fieldsets = (*DjangoUserAdmin.fieldsets, ("Plan", {"fields": ("plan", "email_verified")}))
+
+
+@admin.action(description="Revoke selected keys")
+def revoke_keys(modeladmin, request, queryset):
+    count = 0
+    for api_key in queryset.filter(revoked_at__isnull=True):
+        services.api_key_revoke(api_key=api_key)
+        count += 1
+    modeladmin.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Operators see and revoke keys; the digest is never shown and keys are never created here."""
+
+    list_display = ["name", "prefix", "user", "status", "created_at", "expires_at", "last_used_at"]
+    list_select_related = ["user"]
+    list_filter = ["revoked_at", "expires_at"]
+    search_fields = ["name", "prefix", "user__email"]
+    exclude = ["digest"]
+    readonly_fields = ["user", "prefix", "created_at", "revoked_at", "last_used_at", "rotated_from"]
+    actions = [revoke_keys]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # keys are issued by their owner (or `manage.py create_api_key`) and shown once

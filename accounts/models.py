@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import ipaddress
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+
+class Plan(models.Model):
+    """Limits a user's API usage. Enforcement reads these; operators edit them in the admin."""
+
+    name = models.CharField(max_length=64, unique=True)
+    requests_per_minute = models.PositiveIntegerField(default=20)
+    tokens_per_minute = models.PositiveIntegerField(default=20_000)
+    tokens_per_day = models.PositiveIntegerField(default=200_000)
+    max_tokens_per_request = models.PositiveIntegerField(default=1024)
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Model names; empty means all models.")
+    is_default = models.BooleanField(default=False, help_text="Given to new users at signup.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=models.Q(is_default=True), name="one_default_plan")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def allows_model(self, model_name: str) -> bool:
+        return not self.allowed_models or model_name in self.allowed_models
+
+
+class User(AbstractUser):
+    email = models.EmailField(unique=True)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
+    email_verified = models.BooleanField(default=False)
+
+
+class ApiKey(models.Model):
+    """An issued API key. The raw key is never stored: only its SHA-256 digest and a visible prefix."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=32, db_index=True)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Model names; empty means all.")
+    allowed_ips = models.JSONField(default=list, blank=True, help_text="IP addresses or CIDR ranges; empty means any.")
+    rotated_from = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rotated_to"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    @property
+    def is_active(self) -> bool:
+        return not self.is_revoked and not self.is_expired()
+
+    @property
+    def status(self) -> str:
+        if self.is_revoked:
+            return "revoked"
+        if self.is_expired():
+            return "expired"
+        return "active"
+
+    def allows_ip(self, address: str) -> bool:
+        if not self.allowed_ips:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(network, strict=False) for network in self.allowed_ips)
+
+    def allows_model(self, model_name: str) -> bool:
+        return not self.allowed_models or model_name in self.allowed_models

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.models import ApiKey, Plan
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Plan
+        fields = [
+            "name",
+            "requests_per_minute",
+            "tokens_per_minute",
+            "tokens_per_day",
+            "max_tokens_per_request",
+            "allowed_models",
+        ]
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    plan = PlanSerializer(allow_null=True)
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "status",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "allowed_models",
+            "allowed_ips",
+        ]
+        read_only_fields = fields
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    allowed_models = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=100)
+    allowed_ips = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
+
+
+class ApiKeyRenameSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The full key. Shown only in this response.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+        read_only_fields = fields

@@ -1,0 +1,182 @@
+"""Writes for accounts and API keys. Views call these; they hold the rules."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import keys
+from accounts.exceptions import (
+    ApiKeyLimitReached,
+    ExpiredApiKey,
+    InactiveAccount,
+    IpNotAllowed,
+    MalformedApiKey,
+    RevokedApiKey,
+    UnknownApiKey,
+)
+from accounts.models import ApiKey, Plan, User
+
+
+def default_plan() -> Plan | None:
+    return Plan.objects.filter(is_default=True).first()
+
+
+def user_signup(*, email: str, password: str, verified: bool = False) -> User:
+    """Create a user on the default plan. Username is the e-mail address (normalised)."""
+    email = User.objects.normalize_email(email).strip()
+    user = User(username=email.lower(), email=email.lower(), plan=default_plan(), email_verified=verified)
+    user.set_password(password)
+    if settings.ACCOUNT_EMAIL_VERIFICATION and not verified:
+        user.is_active = False  # activated by the signed link in the verification e-mail
+    user.save()
+    return user
+
+
+def user_verify_email(*, user: User) -> None:
+    user.email_verified = True
+    user.is_active = True
+    user.save(update_fields=["email_verified", "is_active"])
+
+
+def normalise_networks(values: Iterable[str]) -> list[str]:
+    """Validate IP addresses / CIDR ranges; return them in canonical form."""
+    networks = []
+    for value in values:
+        value = value.strip()
+        if not value:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(value, strict=False)))
+        except ValueError as exc:
+            raise ValidationError(f"{value!r} is not an IP address or CIDR range.") from exc
+    return networks
+
+
+def _active_key_count(user: User) -> int:
+    now = timezone.now()
+    return (
+        ApiKey.objects.filter(user=user, revoked_at__isnull=True)
+        .exclude(expires_at__isnull=False, expires_at__lte=now)
+        .count()
+    )
+
+
+def _new_key(
+    *, user: User, name: str, expires_at, allowed_models, allowed_ips, rotated_from=None
+) -> tuple[ApiKey, str]:
+    raw_key = keys.generate_key()
+    api_key = ApiKey.objects.create(
+        user=user,
+        name=name,
+        prefix=keys.visible_prefix(raw_key),
+        digest=keys.digest(raw_key),
+        expires_at=expires_at,
+        allowed_models=list(allowed_models),
+        allowed_ips=normalise_networks(allowed_ips),
+        rotated_from=rotated_from,
+    )
+    return api_key, raw_key
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    user: User,
+    name: str,
+    expires_at: datetime | None = None,
+    allowed_models: Iterable[str] = (),
+    allowed_ips: Iterable[str] = (),
+) -> tuple[ApiKey, str]:
+    """Issue a key. Returns the row and the raw key, which the caller shows exactly once."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError("The expiry must be in the future.")
+    # Lock the user row so two concurrent creates can't both pass the limit check.
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    if _active_key_count(user) >= settings.MAX_ACTIVE_KEYS_PER_USER:
+        raise ApiKeyLimitReached(f"You already have {settings.MAX_ACTIVE_KEYS_PER_USER} active keys; revoke one first.")
+    return _new_key(user=user, name=name, expires_at=expires_at, allowed_models=allowed_models, allowed_ips=allowed_ips)
+
+
+def _forget_cached(api_key: ApiKey) -> None:
+    cache.delete(_cache_key(api_key.digest))
+
+
+def api_key_rename(*, api_key: ApiKey, name: str) -> ApiKey:
+    api_key.name = name
+    api_key.save(update_fields=["name"])
+    _forget_cached(api_key)
+    return api_key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    _forget_cached(api_key)
+    return api_key
+
+
+@transaction.atomic
+def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
+    """Replace a key with a new secret carrying the same settings; the old one is revoked."""
+    if not api_key.is_active:
+        raise ValidationError("Only an active key can be rotated.")
+    api_key_revoke(api_key=api_key)
+    return _new_key(
+        user=api_key.user,
+        name=api_key.name,
+        expires_at=api_key.expires_at,
+        allowed_models=api_key.allowed_models,
+        allowed_ips=api_key.allowed_ips,
+        rotated_from=api_key,
+    )
+
+
+def _cache_key(key_digest: str) -> str:
+    return f"apikey:{key_digest}"
+
+
+def _lookup(key_digest: str) -> ApiKey | None:
+    """The key row with its user and plan, from the cache when possible (no query on a hit)."""
+    cache_key = _cache_key(key_digest)
+    api_key = cache.get(cache_key)
+    if api_key is None:
+        api_key = ApiKey.objects.select_related("user", "user__plan").filter(digest=key_digest).first()
+        if api_key is None:
+            return None
+        if settings.API_KEY_CACHE_SECONDS:
+            cache.set(cache_key, api_key, settings.API_KEY_CACHE_SECONDS)
+    return api_key
+
+
+def api_key_authenticate(*, raw_key: str, client_ip: str) -> ApiKey:
+    """Resolve a presented key or raise the precise ApiKeyRejected subclass.
+
+    Malformed keys are rejected before any lookup. last_used_at is written at most once per
+    API_KEY_LAST_USED_INTERVAL_SECONDS per key, not on every request.
+    """
+    if not keys.is_well_formed(raw_key):
+        raise MalformedApiKey("Incorrect API key provided: the key is malformed.")
+    api_key = _lookup(keys.digest(raw_key))
+    if api_key is None:
+        raise UnknownApiKey("Incorrect API key provided.")
+    if api_key.is_revoked:
+        raise RevokedApiKey("This API key has been revoked.")
+    now = timezone.now()
+    if api_key.is_expired(now):
+        raise ExpiredApiKey("This API key has expired.")
+    if not api_key.user.is_active:
+        raise InactiveAccount("The account that owns this API key is inactive.")
+    if not api_key.allows_ip(client_ip):
+        raise IpNotAllowed(f"Requests from {client_ip} are not allowed for this API key.")
+    if cache.add(f"apikey-used:{api_key.pk}", 1, settings.API_KEY_LAST_USED_INTERVAL_SECONDS):
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, reverse_lazy
+from rest_framework.routers import SimpleRouter
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from accounts import api, views
+
+router = SimpleRouter()
+router.register("keys", api.ApiKeyViewSet, basename="api-keys")
+
+page_urls = [
+    path("", views.home, name="home"),
+    path("signup/", views.signup, name="signup"),
+    path("verify/<str:token>/", views.verify_email, name="verify-email"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "password/change/",
+        auth_views.PasswordChangeView.as_view(
+            template_name="accounts/password_change.html", success_url=reverse_lazy("password_change_done")
+        ),
+        name="password_change",
+    ),
+    path(
+        "password/change/done/",
+        auth_views.PasswordChangeDoneView.as_view(template_name="accounts/password_change_done.html"),
+        name="password_change_done",
+    ),
+    path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html"),
+        name="password_reset_done",
+    ),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(template_name="accounts/password_reset_confirm.html"),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password/reset/complete/",
+        auth_views.PasswordResetCompleteView.as_view(template_name="accounts/password_reset_complete.html"),
+        name="password_reset_complete",
+    ),
+    path("console/", views.console, name="console"),
+    path("console/keys/", views.keys, name="keys"),
+    path("console/keys/<int:key_id>/rename/", views.key_rename, name="key-rename"),
+    path("console/keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),
+    path("console/keys/<int:key_id>/rotate/", views.key_rotate, name="key-rotate"),
+]
+
+api_urls = [
+    path("token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("me/", api.MeView.as_view(), name="api-me"),
+    path("", include(router.urls)),
+]

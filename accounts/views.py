@@ -1,0 +1,197 @@
+"""Account and console pages. Thin: forms validate, services write, selectors read."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from accounts import selectors, services, throttle
+from accounts.exceptions import ApiKeyLimitReached
+from accounts.forms import ApiKeyCreateForm, ApiKeyRenameForm, EmailAuthenticationForm, SignupForm
+from accounts.models import ApiKey, User
+
+VERIFY_SALT = "accounts.verify-email"
+THROTTLED_MESSAGE = "Too many attempts. Please wait a minute and try again."
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("console")
+    return render(request, "home.html")
+
+
+def ratelimited(request: HttpRequest, exception=None) -> HttpResponse:
+    return render(request, "accounts/throttled.html", {"message": THROTTLED_MESSAGE}, status=429)
+
+
+# --- signup, verification, login -----------------------------------------------------------
+
+
+def _send_verification(request: HttpRequest, user: User) -> None:
+    token = signing.dumps(user.pk, salt=VERIFY_SALT)
+    link = request.build_absolute_uri(reverse("verify-email", args=[token]))
+    send_mail(
+        "Confirm your e-mail for LLM OS Portal",
+        f"Welcome! Confirm your address to activate your account:\n\n{link}\n\nThe link is valid for 3 days.",
+        None,
+        [user.email],
+    )
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("console")
+    form = SignupForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if throttle.too_many(request, group="signup", by_ip="SIGNUP_RATE_PER_IP"):
+            form.add_error(None, THROTTLED_MESSAGE)
+            status = 429
+        elif form.is_valid():
+            user = services.user_signup(email=form.cleaned_data["email"], password=form.cleaned_data["password1"])
+            if settings.ACCOUNT_EMAIL_VERIFICATION:
+                _send_verification(request, user)
+                return render(request, "accounts/verify_sent.html", {"email": user.email})
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome! Create an API key to start calling models.")
+            return redirect("console")
+    return render(request, "accounts/signup.html", {"form": form}, status=status)
+
+
+def verify_email(request: HttpRequest, token: str) -> HttpResponse:
+    max_age = settings.ACCOUNT_VERIFICATION_MAX_AGE.total_seconds()
+    try:
+        user_id = signing.loads(token, salt=VERIFY_SALT, max_age=max_age)
+        user = User.objects.get(pk=user_id)
+    except (signing.BadSignature, User.DoesNotExist):
+        return render(request, "accounts/verify_failed.html", status=400)
+    services.user_verify_email(user=user)
+    messages.success(request, "Your e-mail is confirmed. You can log in now.")
+    return redirect("login")
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, throttled per IP and per account on failed attempts."""
+
+    template_name = "accounts/login.html"
+    authentication_form = EmailAuthenticationForm
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        limits = {"group": "login", "by_ip": "LOGIN_RATE_PER_IP", "by_account": "LOGIN_RATE_PER_ACCOUNT"}
+        form = self.get_form()
+        if throttle.blocked(request, **limits):
+            form.add_error(None, THROTTLED_MESSAGE)
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        if form.is_valid():
+            return self.form_valid(form)
+        throttle.count(request, **limits)  # only failed attempts count
+        return self.form_invalid(form)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "accounts/password_reset.html"
+    email_template_name = "accounts/password_reset_email.txt"
+    subject_template_name = "accounts/password_reset_subject.txt"
+
+    def post(self, request, *args, **kwargs):
+        if throttle.too_many(request, group="password-reset", by_ip="PASSWORD_RESET_RATE_PER_IP"):
+            form = self.get_form()
+            form.is_valid()
+            form.add_error(None, THROTTLED_MESSAGE)
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
+
+# --- console -------------------------------------------------------------------------------
+
+
+@login_required
+def console(request: HttpRequest) -> HttpResponse:
+    keys = list(selectors.api_keys_for_user(user=request.user))
+    context = {
+        "plan": request.user.plan,
+        "active_key_count": sum(1 for key in keys if key.is_active),
+        "max_keys": settings.MAX_ACTIVE_KEYS_PER_USER,
+    }
+    return render(request, "accounts/console.html", context)
+
+
+def _own_key(request: HttpRequest, key_id: int) -> ApiKey:
+    try:
+        return selectors.api_key_for_user(user=request.user, key_id=key_id)
+    except ApiKey.DoesNotExist as exc:
+        raise Http404("No such key.") from exc
+
+
+def _keys_page(request: HttpRequest, form: ApiKeyCreateForm, *, status: int = 200, new_key: str | None = None):
+    context = {
+        "form": form,
+        "keys": selectors.api_keys_for_user(user=request.user),
+        "max_keys": settings.MAX_ACTIVE_KEYS_PER_USER,
+        "new_key": new_key,
+    }
+    response = render(request, "accounts/keys.html", context, status=status)
+    if new_key:
+        response["Cache-Control"] = "no-store"  # the page holds a secret shown once
+    return response
+
+
+@login_required
+def keys(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return _keys_page(request, ApiKeyCreateForm())
+    form = ApiKeyCreateForm(request.POST)
+    if not form.is_valid():
+        return _keys_page(request, form, status=400)
+    try:
+        _, raw_key = services.api_key_create(user=request.user, **form.cleaned_data)
+    except (ApiKeyLimitReached, ValidationError) as exc:
+        form.add_error(None, exc.messages if isinstance(exc, ValidationError) else str(exc))
+        return _keys_page(request, form, status=400)
+    # Rendered directly (not redirected): the raw key exists only in this response.
+    return _keys_page(request, ApiKeyCreateForm(), new_key=raw_key)
+
+
+@login_required
+@require_POST
+def key_rename(request: HttpRequest, key_id: int) -> HttpResponse:
+    api_key = _own_key(request, key_id)
+    form = ApiKeyRenameForm(request.POST)
+    if form.is_valid():
+        services.api_key_rename(api_key=api_key, name=form.cleaned_data["name"])
+        messages.success(request, "Key renamed.")
+    else:
+        messages.error(request, "A key needs a name of at most 100 characters.")
+    return redirect("keys")
+
+
+@login_required
+@require_POST
+def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+    api_key = _own_key(request, key_id)
+    services.api_key_revoke(api_key=api_key)
+    messages.success(request, f"Key “{api_key.name}” revoked. Requests using it are now rejected.")
+    return redirect("keys")
+
+
+@login_required
+@require_POST
+def key_rotate(request: HttpRequest, key_id: int) -> HttpResponse:
+    api_key = _own_key(request, key_id)
+    try:
+        _, raw_key = services.api_key_rotate(api_key=api_key)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("keys")
+    return _keys_page(request, ApiKeyCreateForm(), new_key=raw_key)

@@ -1,0 +1,75 @@
+"""Project-wide middleware. Both classes are async-capable so async views (SSE streams) never
+pay a sync/async thread hop per request."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from whitenoise.middleware import WhiteNoiseMiddleware
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _request_id_for(request) -> str:
+    incoming = request.headers.get("X-Request-Id", "")
+    if _VALID_REQUEST_ID.match(incoming):
+        return incoming
+    return f"req_{uuid.uuid4().hex}"
+
+
+class RequestIdMiddleware:
+    """Give every request an id (the client's X-Request-Id if sane) and echo it on the response."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        request.request_id = _request_id_for(request)
+        response = self.get_response(request)
+        response["x-request-id"] = request.request_id
+        return response
+
+    async def __acall__(self, request):
+        request.request_id = _request_id_for(request)
+        response = await self.get_response(request)
+        response["x-request-id"] = request.request_id
+        return response
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, taught to stay on the event loop for every request that is not a static file."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response=None):
+        super().__init__(get_response)
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def _find(self, request):
+        if self.autorefresh:
+            return self.find_file(request.path_info)
+        return self.files.get(request.path_info)
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        return super().__call__(request)
+
+    async def __acall__(self, request):
+        static_file = self._find(request)
+        if static_file is not None:
+            return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
+        return await self.get_response(request)
