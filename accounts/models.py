@@ -50,6 +50,10 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     allowed_models = models.JSONField(default=list, blank=True, help_text="Model names; empty means all.")
     allowed_ips = models.JSONField(default=list, blank=True, help_text="IP addresses or CIDR ranges; empty means any.")
+    # Per-key overrides of the plan's limits; empty means "use the plan's".
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_day = models.PositiveIntegerField(null=True, blank=True)
     rotated_from = models.OneToOneField(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rotated_to"
     )

@@ -69,11 +69,15 @@ def _active_key_count(user: User) -> int:
     )
 
 
+LIMIT_OVERRIDES = ("requests_per_minute", "tokens_per_minute", "tokens_per_day")
+
+
 def _new_key(
-    *, user: User, name: str, expires_at, allowed_models, allowed_ips, rotated_from=None
+    *, user: User, name: str, expires_at, allowed_models, allowed_ips, rotated_from=None, **overrides
 ) -> tuple[ApiKey, str]:
     raw_key = keys.generate_key()
     api_key = ApiKey.objects.create(
+        **overrides,
         user=user,
         name=name,
         prefix=keys.visible_prefix(raw_key),
@@ -137,6 +141,7 @@ def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
         allowed_models=api_key.allowed_models,
         allowed_ips=api_key.allowed_ips,
         rotated_from=api_key,
+        **{field: getattr(api_key, field) for field in LIMIT_OVERRIDES},
     )
 
 

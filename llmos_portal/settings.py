@@ -90,15 +90,18 @@ AUTH_USER_MODEL = "accounts.User"
 
 # --- Cache and channel layer: per-process by default, Redis when REDIS_URL is set ---
 REDIS_URL = env_str("REDIS_URL", "")
+CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "llmos")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "llmos"),
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+            # If Redis goes away the cache degrades to misses (keys are then read from the database).
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
         }
     }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "llmos"}}
@@ -206,6 +209,9 @@ INFERENCE_TORCH_THREADS = env_int("INFERENCE_TORCH_THREADS", 0, minimum=0)  # 0 
 INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "cpu")
 DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL", "SmolLM2-135M-Instruct")
 DEFAULT_EMBEDDING_MODEL = env_str("DEFAULT_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+RESPONSE_CACHE_SECONDS = env_int("RESPONSE_CACHE_SECONDS", 3600, minimum=0)  # 0 turns the cache off
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # lets a Prometheus scraper read /metrics without a session
+USAGE_BACKGROUND_WRITES = True  # usage rows are written by a background thread (tests flush by hand)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

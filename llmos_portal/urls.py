@@ -6,12 +6,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from accounts.urls import api_urls as account_api_urls
 from accounts.urls import page_urls as account_page_urls
+from inference.urls import native_urls, openai_urls
+from llmos_portal import views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("v1/", include(openai_urls)),
+    path("api/v1/", include(native_urls)),
     path("api/", include(account_api_urls)),
     path("", include(account_page_urls)),
 ]

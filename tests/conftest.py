@@ -13,11 +13,20 @@ PASSWORD = "correct-horse-battery-staple-42"
 
 
 @pytest.fixture(autouse=True)
-def _clean_cache():
-    """Rate-limit counters and cached keys must not leak between tests (Redis is shared)."""
+def _clean_state(settings):
+    """Rate-limit counters, cached keys and buffered usage must not leak between tests."""
+    from inference import limits, registry
+    from inference.usage import recorder
+
+    settings.USAGE_BACKGROUND_WRITES = False  # tests flush usage rows on their own connection
     cache.clear()
+    limits.reset_counters()
+    registry.forget_cached_specs()
+    recorder().discard()
     yield
     cache.clear()
+    limits.reset_counters()
+    recorder().discard()
 
 
 def make_user(email: str, *, staff: bool = False) -> User:

@@ -62,12 +62,14 @@ def test_key_lifecycle_create_rename_rotate_revoke(owner):
     api_key.refresh_from_db()
     assert api_key.name == "ci-renamed"
 
+    ApiKey.objects.filter(pk=api_key.pk).update(requests_per_minute=7)
+    api_key.refresh_from_db()
     new_key, new_raw = services.api_key_rotate(api_key=api_key)
     api_key.refresh_from_db()
     assert api_key.status == "revoked"
     assert new_key.rotated_from == api_key and new_raw != raw_key
     assert new_key.name == "ci-renamed" and new_key.allowed_ips == ["10.0.0.0/8"]
-    assert new_key.allowed_models == ["SmolLM2-135M-Instruct"]
+    assert new_key.allowed_models == ["SmolLM2-135M-Instruct"] and new_key.requests_per_minute == 7
 
     services.api_key_revoke(api_key=new_key)
     assert new_key.status == "revoked"

@@ -1,0 +1,236 @@
+"""In-process transformers backends: the chat model (batched) and the sentence embedder."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .base import Embedder, TextGenerator
+from .scheduler import BatchScheduler
+from .types import (
+    ContextLengthExceeded,
+    EmbeddingResult,
+    GenerationRequest,
+    InvalidRequest,
+    ModelSpec,
+    TextDelta,
+)
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
+
+
+def resolve_dtype(option: str | None) -> torch.dtype:
+    """Weight dtype from spec.options["dtype"]: "bfloat16" (default, also on CUDA) or "float32".
+
+    On CPUs without native bf16 (AVX2 only) bf16 GEMM runs row by row, so its cost grows with the
+    batch while fp32's barely does: bf16 wins at batch 1-2, fp32 from ~4 (bench/RESULTS.md).
+    """
+    name = option or "bfloat16"
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; expected one of {sorted(DTYPES)}")
+    return DTYPES[name]
+
+
+def load_causal_lm(model_dir: str | Path, *, dtype: torch.dtype, device: str) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    return model.to(device).eval()
+
+
+class TransformersTextGenerator(TextGenerator):
+    """A causal LM served by a continuous-batching scheduler thread."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_queue: int = 64,
+        max_batch_size: int = 8,
+    ):
+        self.name = spec.name
+        self.spec = spec
+        self.model = model
+        self.tokenizer = tokenizer
+        model_ctx = getattr(model.config, "max_position_embeddings", None) or spec.context_length
+        self.context_length = min(spec.context_length, model_ctx)
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.scheduler = BatchScheduler(
+            model,
+            tokenizer,
+            name=spec.name,
+            context_length=self.context_length,
+            max_queue=max_queue,
+            max_batch_size=max_batch_size,
+            eos_ids=self.eos_ids,
+        )
+        self._ll_lock = threading.Lock()
+
+    # ---- prompt handling ----------------------------------------------------------------
+    def render_prompt(self, request: GenerationRequest) -> str:
+        if request.messages is not None:
+            if not request.messages:
+                raise InvalidRequest("messages must not be empty")
+            if not getattr(self.tokenizer, "chat_template", None):
+                raise InvalidRequest(f"model {self.name!r} has no chat template")
+            return self.tokenizer.apply_chat_template(
+                list(request.messages), tokenize=False, add_generation_prompt=True
+            )
+        if request.prompt is None:
+            raise InvalidRequest("either messages or prompt is required")
+        return request.prompt
+
+    def encode(self, request: GenerationRequest) -> list[int]:
+        text = self.render_prompt(request)
+        # chat templates already contain any special tokens they need
+        ids = self.tokenizer(text, add_special_tokens=request.messages is None)["input_ids"]
+        if not ids:
+            bos = self.tokenizer.bos_token_id
+            if bos is None:
+                raise InvalidRequest("prompt is empty")
+            ids = [bos]
+        return list(ids)
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        return len(self.encode(request))
+
+    def _validate(self, request: GenerationRequest) -> list[int]:
+        params = request.params
+        if params.max_tokens < 1:
+            raise InvalidRequest("max_tokens must be at least 1")
+        if params.temperature < 0 or not 0 < params.top_p <= 1:
+            raise InvalidRequest("temperature must be >= 0 and top_p in (0, 1]")
+        ids = self.encode(request)
+        if len(ids) + params.max_tokens > self.context_length:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {self.context_length} tokens, but "
+                f"{len(ids) + params.max_tokens} were requested ({len(ids)} in the prompt, "
+                f"{params.max_tokens} for the completion). Shorten the prompt or lower max_tokens."
+            )
+        return ids
+
+    # ---- generation ---------------------------------------------------------------------
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[TextDelta]:
+        ids = self._validate(request)
+        handle = self.scheduler.submit(ids, request.params)
+        done = False
+        try:
+            while True:
+                item = await handle.queue.get()
+                if isinstance(item, BaseException):
+                    done = True
+                    raise item
+                if item.finish_reason is not None:
+                    done = True
+                yield item
+                if done:
+                    return
+        finally:
+            if not done:
+                self.scheduler.cancel(handle)
+
+    def stats(self) -> dict:
+        return self.scheduler.stats()
+
+    def close(self) -> None:
+        self.scheduler.shutdown()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.scheduler.shutdown)
+
+    # ---- scoring ------------------------------------------------------------------------
+    def log_likelihoods(self, prompt: str, continuations: list[str]) -> list[float]:
+        """Sum of token log-probabilities of each continuation after `prompt` (blocking)."""
+        prompt_ids = self.tokenizer(prompt)["input_ids"]
+        scores = []
+        with self._ll_lock, torch.inference_mode():
+            for cont in continuations:
+                cont_ids = self.tokenizer(cont, add_special_tokens=False)["input_ids"]
+                if not cont_ids:
+                    scores.append(0.0)
+                    continue
+                ids = torch.tensor([prompt_ids + cont_ids], device=self.scheduler.device)
+                logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+                logp = torch.log_softmax(logits, dim=-1)
+                target = torch.tensor(cont_ids, device=logp.device)
+                scores.append(float(logp.gather(1, target[:, None]).sum()))
+        return scores
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (gen_eos, model.config.eos_token_id, tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(value)
+    return ids
+
+
+class SentenceEmbedder(Embedder):
+    """Mean-pooled, L2-normalised sentence embeddings (all-MiniLM-L6-v2 and similar).
+
+    Inputs longer than the model's limit (sentence-transformers' max_seq_length when the model dir
+    has one, else the tokenizer/position-embedding limit: 256 word pieces for MiniLM) are truncated
+    silently, as sentence-transformers does; prompt_tokens counts what was actually embedded.
+    """
+
+    def __init__(
+        self, spec: ModelSpec, model: Any, tokenizer: Any, *, batch_size: int = 32, max_length: int | None = None
+    ):
+        self.name = spec.name
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        limit = getattr(model.config, "max_position_embeddings", 512)
+        tok_max = getattr(tokenizer, "model_max_length", limit) or limit
+        self.context_length = min(limit, tok_max, max_length or limit, spec.context_length)
+        self.dimensions = int(model.config.hidden_size)
+        self.device = next(model.parameters()).device
+        self._lock = threading.Lock()
+        self._busy = 0
+
+    async def embed(self, texts: list[str]) -> EmbeddingResult:
+        if not texts:
+            raise InvalidRequest("input must not be empty")
+        if not all(isinstance(t, str) for t in texts):
+            raise InvalidRequest("input must be strings")
+        self._busy += 1
+        try:
+            return await asyncio.to_thread(self.embed_sync, texts)
+        finally:
+            self._busy -= 1
+
+    def embed_sync(self, texts: list[str]) -> EmbeddingResult:
+        vectors: list[list[float]] = []
+        tokens = 0
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                batch = self.tokenizer(
+                    texts[start : start + self.batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.context_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                hidden = self.model(**batch).last_hidden_state.float()
+                mask = batch["attention_mask"].unsqueeze(-1).float()
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                vectors.extend(pooled.cpu().tolist())
+                tokens += int(batch["attention_mask"].sum())
+        return EmbeddingResult(vectors=vectors, prompt_tokens=tokens)
+
+    def stats(self) -> dict:
+        return {"queue_depth": max(0, self._busy - 1), "running": min(1, self._busy)}

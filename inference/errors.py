@@ -1,0 +1,96 @@
+"""The one place that maps domain errors to the OpenAI error shape and HTTP status.
+
+`{"error": {"message", "type", "param", "code"}}` — what OpenAI SDKs parse into typed exceptions.
+"""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+
+from accounts.exceptions import ApiKeyRejected
+from inference.engine.types import (
+    ContextLengthExceeded,
+    EngineError,
+    InvalidRequest,
+    ModelLoadError,
+    ModelNotFound,
+    Overloaded,
+    UpstreamError,
+)
+
+
+class ApiError(Exception):
+    """An error the /v1 API answers with. Raise it anywhere below a view."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def response(self) -> JsonResponse:
+        response = JsonResponse(self.body(), status=self.status)
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
+
+
+def invalid(message: str, *, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(message, status=400, type="invalid_request_error", param=param, code=code)
+
+
+def model_not_found(name: str) -> ApiError:
+    return ApiError(
+        f"The model `{name}` does not exist or you do not have access to it.",
+        status=404,
+        type="invalid_request_error",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def from_api_key_rejection(exc: ApiKeyRejected) -> ApiError:
+    if exc.status == 403:
+        return ApiError(str(exc), status=403, type="permission_error", code=exc.code)
+    return ApiError(str(exc), status=401, type="invalid_request_error", code="invalid_api_key")
+
+
+def from_engine_error(exc: EngineError, *, model: str = "") -> ApiError:
+    if isinstance(exc, ModelNotFound):
+        return model_not_found(model or str(exc))
+    if isinstance(exc, ContextLengthExceeded):
+        return invalid(str(exc), param="messages", code="context_length_exceeded")
+    if isinstance(exc, InvalidRequest):
+        return invalid(str(exc))
+    if isinstance(exc, Overloaded):
+        return ApiError(
+            "The model is overloaded with other requests. Retry shortly.",
+            status=503,
+            type="server_error",
+            code="overloaded",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, ModelLoadError):
+        return ApiError(
+            f"The model could not be loaded: {exc}", status=503, type="server_error", code="model_load_error"
+        )
+    if isinstance(exc, UpstreamError):
+        return ApiError(
+            f"The upstream model server failed: {exc}", status=502, type="server_error", code="upstream_error"
+        )
+    return ApiError("The model failed to generate a response.", status=500, type="server_error", code=exc.code)

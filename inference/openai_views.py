@@ -1,0 +1,388 @@
+"""The OpenAI-compatible API under /v1. Async views: validate, call services, format.
+
+Every answer is JSON (or SSE); every error has OpenAI's shape (see inference.errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from functools import wraps
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from accounts.authentication import bearer_token, client_ip
+from accounts.exceptions import ApiKeyRejected
+from accounts.services import api_key_authenticate
+from inference import openai_format as fmt
+from inference import response_cache, services
+from inference.engine.types import EngineError, GenerationRequest
+from inference.errors import ApiError, from_api_key_rejection, from_engine_error, invalid
+from inference.metering import RequestMeter
+from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
+
+logger = logging.getLogger(__name__)
+
+
+def openai_endpoint(endpoint: str, *methods: str) -> Callable:
+    """Wrap an async /v1 view `view(request, meter)`: method check, CSRF exemption, ApiError ->
+    OpenAI error JSON, rate-limit headers, and usage for every outcome (streams finish their own)."""
+
+    def decorate(view):
+        @wraps(view)
+        async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            meter = RequestMeter(endpoint=endpoint, request_id=getattr(request, "request_id", ""))
+            try:
+                if request.method not in methods:
+                    raise ApiError(
+                        f"Method {request.method} is not allowed for {request.path}.",
+                        status=405,
+                        code="method_not_allowed",
+                        headers={"Allow": ", ".join(methods)},
+                    )
+                response = await view(request, meter, *args, **kwargs)
+                if not meter.streamed:
+                    await meter.finish(status=response.status_code)
+            except ApiError as exc:
+                response = exc.response()
+                await meter.finish(status=exc.status, error_code=exc.code or exc.type)
+            except Exception:
+                logger.exception("unhandled error in %s", request.path)
+                response = ApiError(
+                    "The server had an error while processing your request.", status=500, type="server_error"
+                ).response()
+                await meter.finish(status=500, error_code="server_error")
+            for name, value in meter.rate_limit_headers.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return csrf_exempt(wrapper)
+
+    return decorate
+
+
+async def authenticate(request: HttpRequest, meter: RequestMeter) -> services.Caller:
+    """Resolve the API key, then count the request against the caller's rate limits."""
+    raw_key = bearer_token(request)
+    if raw_key is None:
+        raise ApiError(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
+            status=401,
+            code="invalid_api_key",
+        )
+    try:
+        api_key = await sync_to_async(api_key_authenticate)(raw_key=raw_key, client_ip=client_ip(request))
+    except ApiKeyRejected as exc:
+        raise from_api_key_rejection(exc) from exc
+    meter.caller = services.Caller.for_key(api_key)
+    await meter.admit()
+    return meter.caller
+
+
+def json_body(request: HttpRequest) -> dict:
+    try:
+        raw = request.body
+    except RequestDataTooBig as exc:
+        raise invalid("The request body is too large.", code="request_too_large") from exc
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid(
+            "We could not parse the JSON body of your request. Send a JSON object.", code="invalid_json"
+        ) from exc
+    if not isinstance(data, dict):
+        raise invalid("The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def _first_error(detail, path: str = "") -> tuple[str, str]:
+    """The first (param path, message) in a DRF error tree, e.g. ('messages[0].content', '...')."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if key == "non_field_errors":
+                return _first_error(value, path)
+            if isinstance(key, int) or str(key).isdigit():  # list items come keyed by index
+                return _first_error(value, f"{path}[{key}]")
+            return _first_error(value, f"{path}.{key}" if path else str(key))
+    if isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if value in ({}, [], None):
+                continue
+            if isinstance(value, dict | list) and not isinstance(value, str):
+                return _first_error(value, f"{path}[{index}]")
+            return path, str(value)
+    return path, str(detail)
+
+
+def validated(serializer_class, data: dict) -> dict:
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        param, message = _first_error(serializer.errors)
+        raise invalid(f"Invalid value for '{param}': {message}" if param else message, param=param or None)
+    return serializer.validated_data
+
+
+def event_stream(events: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # let nginx pass events through as they come
+    return response
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+def _model_object(spec) -> dict:
+    return fmt.model_object(
+        name=spec.name, created=spec.options.get("created", 0), owned_by=spec.options.get("owned_by", "llmos")
+    )
+
+
+@openai_endpoint("models", "GET")
+async def models_list(request: HttpRequest, meter: RequestMeter) -> HttpResponse:
+    caller = await authenticate(request, meter)
+    specs = await services.visible_models(caller)
+    return JsonResponse({"object": "list", "data": [_model_object(spec) for spec in specs]})
+
+
+@openai_endpoint("models", "GET")
+async def model_detail(request: HttpRequest, meter: RequestMeter, model_id: str) -> HttpResponse:
+    caller = await authenticate(request, meter)
+    for spec in await services.visible_models(caller):
+        if spec.name == model_id:
+            return JsonResponse(_model_object(spec))
+    raise ApiError(f"The model '{model_id}' does not exist", status=404, param="model", code="model_not_found")
+
+
+# --- chat and text completions ---------------------------------------------------------------------
+
+
+async def _completion_events(
+    generation, primed, *, chat: bool, id: str, model: str, include_usage: bool, meter: RequestMeter
+) -> AsyncIterator[bytes]:
+    """SSE events for a started generation. Its `finally` settles usage, also when the client leaves."""
+    created = fmt.now()
+    object_name = "chat.completion.chunk" if chat else "text_completion"
+    error_code = ""
+
+    def chunk(index: int, *, text: str | None = None, role: bool = False, finish_reason: str | None = None):
+        if chat:
+            delta = {"role": "assistant", "content": ""} if role else ({"content": text} if text else {})
+            return fmt.chat_chunk(
+                id=id,
+                created=created,
+                model=model,
+                index=index,
+                delta=delta,
+                finish_reason=finish_reason,
+                with_usage_field=include_usage,
+            )
+        return fmt.completion_chunk(
+            id=id,
+            created=created,
+            model=model,
+            index=index,
+            text=text or "",
+            finish_reason=finish_reason,
+            with_usage_field=include_usage,
+        )
+
+    try:
+        if chat:
+            for index in range(len(primed)):
+                yield fmt.sse(chunk(index, role=True))
+        async with contextlib.aclosing(services.merged_deltas(generation, primed)) as deltas:
+            async for index, delta in deltas:
+                meter.completion_tokens = generation.total_completion_tokens
+                if delta.text:
+                    yield fmt.sse(chunk(index, text=delta.text))
+                if delta.finish_reason is not None:
+                    yield fmt.sse(chunk(index, finish_reason=delta.finish_reason))
+        if include_usage:
+            yield fmt.sse(
+                fmt.usage_chunk(
+                    id=id,
+                    created=created,
+                    model=model,
+                    object=object_name,
+                    prompt_tokens=generation.prompt_tokens,
+                    completion_tokens=generation.total_completion_tokens,
+                )
+            )
+    except EngineError as exc:  # headers are sent: report in-band, as OpenAI does
+        logger.warning("generation failed mid-stream: %s", exc)
+        error_code = exc.code
+        yield fmt.sse(from_engine_error(exc, model=model).body())
+    except (asyncio.CancelledError, GeneratorExit):
+        meter.client_disconnected = True
+        raise
+    finally:
+        meter.completion_tokens = generation.total_completion_tokens
+        await meter.finish(
+            status=200, error_code=error_code or ("client_disconnected" if meter.client_disconnected else "")
+        )
+    yield fmt.SSE_DONE
+
+
+async def _cached_events(cached: dict, *, chat: bool, id: str, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+    """Replay a cached completion as a stream: role, the whole text, finish, usage, [DONE]."""
+    created = fmt.now()
+    for index, (text, finish_reason) in enumerate(cached["choices"]):
+        if chat:
+            for delta, reason in (
+                ({"role": "assistant", "content": ""}, None),
+                ({"content": text}, None),
+                ({}, finish_reason),
+            ):
+                yield fmt.sse(
+                    fmt.chat_chunk(
+                        id=id,
+                        created=created,
+                        model=model,
+                        index=index,
+                        delta=delta,
+                        finish_reason=reason,
+                        with_usage_field=include_usage,
+                    )
+                )
+        else:
+            for piece, reason in ((text, None), ("", finish_reason)):
+                yield fmt.sse(
+                    fmt.completion_chunk(
+                        id=id,
+                        created=created,
+                        model=model,
+                        index=index,
+                        text=piece,
+                        finish_reason=reason,
+                        with_usage_field=include_usage,
+                    )
+                )
+    if include_usage:
+        yield fmt.sse(
+            fmt.usage_chunk(
+                id=id,
+                created=created,
+                model=model,
+                object="chat.completion.chunk" if chat else "text_completion",
+                prompt_tokens=cached["prompt_tokens"],
+                completion_tokens=cached["completion_tokens"],
+            )
+        )
+    yield fmt.SSE_DONE
+
+
+async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bool) -> HttpResponse:
+    caller = await authenticate(request, meter)
+    data = validated(ChatCompletionSerializer if chat else CompletionSerializer, json_body(request))
+    spec = await services.resolve_model(data["model"], caller=caller, kind="chat")
+    meter.model = spec.name
+    params = services.sampling_params(data, plan=caller.plan)
+    if chat:
+        messages = tuple({"role": message["role"], "content": message["content"]} for message in data["messages"])
+        generation_request = GenerationRequest(params=params, messages=messages)
+    else:
+        generation_request = GenerationRequest(params=params, prompt=data["prompt"])
+    n = data.get("n") or 1
+    stream = bool(data.get("stream"))
+    include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+    response_id = fmt.new_id("chatcmpl" if chat else "cmpl")
+
+    key = response_cache.cache_key(model=spec.name, request=generation_request, n=n)
+    cacheable = response_cache.is_cacheable(generation_request)
+    cached = await response_cache.lookup(key) if cacheable else None
+    if cached is not None:
+        meter.cached = True
+        meter.prompt_tokens, meter.completion_tokens = cached["prompt_tokens"], cached["completion_tokens"]
+        meter.first_token()
+        if stream:
+            return event_stream(
+                _cached_events(cached, chat=chat, id=response_id, model=spec.name, include_usage=include_usage)
+            )
+        return JsonResponse(_completion_body(chat, response_id, spec.name, cached))
+
+    generation, primed = await services.start_generation(model=spec.name, request=generation_request, n=n)
+    meter.first_token()
+    meter.prompt_tokens = generation.prompt_tokens
+    if stream:
+        meter.streamed = True
+        return event_stream(
+            _completion_events(
+                generation, primed, chat=chat, id=response_id, model=spec.name, include_usage=include_usage, meter=meter
+            )
+        )
+    try:
+        choices = await services.collect_choices(generation, primed)
+    except EngineError as exc:
+        raise from_engine_error(exc, model=spec.name) from exc
+    finally:
+        meter.completion_tokens = generation.total_completion_tokens
+    result = {
+        "choices": choices,
+        "prompt_tokens": generation.prompt_tokens,
+        "completion_tokens": generation.total_completion_tokens,
+    }
+    if cacheable:
+        await response_cache.store(key, **result)
+    return JsonResponse(_completion_body(chat, response_id, spec.name, result))
+
+
+def _completion_body(chat: bool, response_id: str, model: str, result: dict) -> dict:
+    build = fmt.chat_completion if chat else fmt.text_completion
+    return build(
+        id=response_id,
+        created=fmt.now(),
+        model=model,
+        choices=[tuple(choice) for choice in result["choices"]],
+        prompt_tokens=result["prompt_tokens"],
+        completion_tokens=result["completion_tokens"],
+    )
+
+
+@openai_endpoint("chat.completions", "POST")
+async def chat_completions(request: HttpRequest, meter: RequestMeter) -> HttpResponse:
+    return await _run_completion(request, meter, chat=True)
+
+
+@openai_endpoint("completions", "POST")
+async def completions(request: HttpRequest, meter: RequestMeter) -> HttpResponse:
+    return await _run_completion(request, meter, chat=False)
+
+
+# --- embeddings ------------------------------------------------------------------------------------
+
+
+@openai_endpoint("embeddings", "POST")
+async def embeddings(request: HttpRequest, meter: RequestMeter) -> HttpResponse:
+    caller = await authenticate(request, meter)
+    data = validated(EmbeddingSerializer, json_body(request))
+    spec = await services.resolve_model(data["model"], caller=caller, kind="embedding")
+    meter.model = spec.name
+    result = await services.embed(model=spec.name, texts=data["input"])
+    meter.prompt_tokens = result.prompt_tokens
+    meter.first_token()
+    dimensions = data.get("dimensions")
+    if dimensions is not None and result.vectors and dimensions != len(result.vectors[0]):
+        raise invalid(
+            f"`{spec.name}` produces {len(result.vectors[0])}-dimensional embeddings; other sizes are not supported.",
+            param="dimensions",
+        )
+    return JsonResponse(
+        fmt.embedding_list(
+            model=spec.name,
+            vectors=result.vectors,
+            prompt_tokens=result.prompt_tokens,
+            encoding_format=data["encoding_format"],
+        )
+    )
+
+
+@openai_endpoint("unknown", "GET", "POST", "PUT", "PATCH", "DELETE")
+async def not_found(request: HttpRequest, meter: RequestMeter, rest: str = "") -> HttpResponse:
+    raise ApiError(f"Unknown request URL: {request.method} {request.path}.", status=404, code="unknown_url")

@@ -1,0 +1,51 @@
+"""Reads of the model registry, turned into the engine's plain ModelSpec objects.
+
+The enabled rows are cached in-process for a few seconds so a request costs no query; saving a
+row in this process clears the cache at once (see signals in apps.py), other processes follow
+within REGISTRY_TTL_SECONDS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from inference.engine.types import ModelSpec
+from inference.models import RegisteredModel
+
+REGISTRY_TTL_SECONDS = 5.0
+
+_lock = threading.Lock()
+_cached: tuple[float, dict[str, ModelSpec]] | None = None
+
+
+def spec_for(row: RegisteredModel) -> ModelSpec:
+    return ModelSpec(
+        name=row.name,
+        kind=row.kind,
+        backend=row.backend,
+        source=row.source,
+        upstream_url=row.upstream_url,
+        upstream_api_key=row.upstream_api_key,
+        upstream_model=row.upstream_model or row.name,
+        context_length=row.context_length,
+        options={"created": int(row.created_at.timestamp()), "owned_by": row.owned_by},
+    )
+
+
+def enabled_specs() -> dict[str, ModelSpec]:
+    """name -> spec for every enabled model (cached; safe to call per request)."""
+    global _cached
+    with _lock:
+        if _cached is not None and time.monotonic() - _cached[0] < REGISTRY_TTL_SECONDS:
+            return _cached[1]
+    specs = {row.name: spec_for(row) for row in RegisteredModel.objects.filter(enabled=True)}
+    with _lock:
+        _cached = (time.monotonic(), specs)
+    return specs
+
+
+def forget_cached_specs(**_kwargs) -> None:
+    global _cached
+    with _lock:
+        _cached = None

@@ -1,0 +1,74 @@
+"""The process-wide model manager, configured from settings and the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from inference.engine.manager import ModelManager
+from inference.engine.types import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_manager: ModelManager | None = None
+
+
+def get_manager() -> ModelManager:
+    global _manager
+    with _lock:
+        if _manager is None:
+            _manager = ModelManager(
+                [],
+                cache_dir=settings.MODELS_CACHE_DIR,
+                max_queue=settings.INFERENCE_MAX_QUEUE,
+                max_batch_size=settings.INFERENCE_MAX_BATCH_SIZE,
+                torch_threads=settings.INFERENCE_TORCH_THREADS or None,
+                device=settings.INFERENCE_DEVICE,
+            )
+        return _manager
+
+
+def sync_specs(specs: dict[str, ModelSpec]) -> ModelManager:
+    """Hand the registry's current specs to the manager (unchanged models stay loaded)."""
+    manager = get_manager()
+    manager.configure(specs.values())
+    return manager
+
+
+async def current_manager() -> ModelManager:
+    """The manager, with the registry's latest specs (a cached read; no query most of the time)."""
+    from inference.registry import enabled_specs
+
+    return sync_specs(await sync_to_async(enabled_specs)())
+
+
+async def default_model_ready() -> bool:
+    """True once the default chat model is loaded; starts loading it if nobody has yet."""
+    manager = await current_manager()
+    state = manager.state().get(settings.DEFAULT_CHAT_MODEL, {}).get("state")
+    if state in (None, "unloaded"):
+        schedule_load([settings.DEFAULT_CHAT_MODEL])
+    return state == "ready"
+
+
+_background_tasks: set[asyncio.Task] = set()
+
+
+def schedule_load(names: list[str]) -> None:
+    """Load models in the background on the running event loop; never blocks a request."""
+
+    async def load(name: str) -> None:
+        try:
+            await get_manager().load(name)
+        except Exception:
+            logger.exception("loading model %s failed", name)
+
+    for name in names:
+        task = asyncio.get_running_loop().create_task(load(name))
+        _background_tasks.add(task)  # keep a reference until done
+        task.add_done_callback(_background_tasks.discard)

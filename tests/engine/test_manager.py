@@ -1,0 +1,129 @@
+"""ModelManager: lazy once-only loading, states, errors and reconfiguration."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from inference.engine.base import Embedder
+from inference.engine.manager import ModelManager, minilm_dir, smollm2_gguf_path
+from inference.engine.types import EmbeddingResult, ModelLoadError, ModelNotFound, ModelSpec
+
+from .conftest import CHAT, EMBED
+
+FAKE = ModelSpec(name="fake", kind="embedding", backend="sentence", source="/nowhere")
+
+
+class FakeEmbedder(Embedder):
+    def __init__(self, spec):
+        self.name, self.context_length, self.dimensions = spec.name, 8, 2
+        self.closed = False
+
+    async def embed(self, texts):
+        return EmbeddingResult(vectors=[[1.0, 0.0] for _ in texts], prompt_tokens=len(texts))
+
+    def close(self):
+        self.closed = True
+
+
+class SlowManager(ModelManager):
+    """Builds fake backends; each build waits for `release` so tests can watch `loading`."""
+
+    def __init__(self, specs, **kw):
+        super().__init__(specs, cache_dir="/tmp/unused", **kw)
+        self.release = threading.Event()
+        self.builds = 0
+        self.fail = False
+
+    def _build_backend(self, spec):
+        self.builds += 1
+        self.release.wait(5)
+        if self.fail:
+            raise RuntimeError("weights are corrupt")
+        return FakeEmbedder(spec)
+
+
+def test_packaged_model_files_are_found():
+    assert smollm2_gguf_path().is_file()
+    assert (minilm_dir() / "config.json").is_file()
+
+
+@pytest.mark.asyncio
+async def test_concurrent_first_calls_load_once_and_states_move():
+    mgr = SlowManager([FAKE])
+    assert mgr.state()["fake"]["state"] == "unloaded"
+    calls = [asyncio.create_task(mgr.get_embedder("fake")) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    assert mgr.state()["fake"]["state"] == "loading"
+    mgr.release.set()
+    backends = await asyncio.gather(*calls)
+    assert mgr.builds == 1 and len({id(b) for b in backends}) == 1
+    assert mgr.state()["fake"] == {
+        "kind": "embedding",
+        "backend": "sentence",
+        "state": "ready",
+        "error": None,
+        "queue_depth": 0,
+        "running": 0,
+    }
+    mgr.shutdown()
+    assert backends[0].closed
+
+
+@pytest.mark.asyncio
+async def test_load_failure_sets_error_state_and_can_retry():
+    mgr = SlowManager([FAKE])
+    mgr.release.set()
+    mgr.fail = True
+    with pytest.raises(ModelLoadError, match="weights are corrupt"):
+        await mgr.load("fake")
+    assert mgr.state()["fake"]["state"] == "error"
+    assert "weights are corrupt" in mgr.state()["fake"]["error"]
+    mgr.fail = False
+    await mgr.load("fake")
+    assert mgr.state()["fake"]["state"] == "ready" and mgr.builds == 2
+
+
+@pytest.mark.asyncio
+async def test_unknown_or_wrong_kind_names_raise_model_not_found():
+    mgr = SlowManager([FAKE])
+    with pytest.raises(ModelNotFound):
+        await mgr.get_embedder("nope")
+    with pytest.raises(ModelNotFound):
+        await mgr.get_text_generator("fake")
+    with pytest.raises(ModelNotFound):
+        await mgr.load("nope")
+    assert mgr.builds == 0
+
+
+@pytest.mark.asyncio
+async def test_configure_keeps_unchanged_backends_and_closes_changed_ones():
+    other = ModelSpec(name="other", kind="embedding", backend="sentence", source="/x")
+    mgr = SlowManager([FAKE, other])
+    mgr.release.set()
+    fake, old_other = await mgr.get_embedder("fake"), await mgr.get_embedder("other")
+    mgr.configure([FAKE, ModelSpec(name="other", kind="embedding", backend="sentence", source="/y")])
+    assert await mgr.get_embedder("fake") is fake
+    assert old_other.closed and mgr.state()["other"]["state"] == "unloaded"
+    mgr.configure([FAKE])
+    assert set(mgr.state()) == {"fake"}
+
+
+@pytest.mark.asyncio
+async def test_missing_local_directory_is_a_load_error(tmp_path):
+    spec = ModelSpec(name="local", kind="chat", backend="transformers", source=str(tmp_path / "missing"))
+    mgr = ModelManager([spec], cache_dir=tmp_path)
+    with pytest.raises(ModelLoadError, match="not found"):
+        await mgr.get_text_generator("local")
+    assert mgr.state()["local"]["state"] == "error"
+
+
+@pytest.mark.asyncio
+async def test_real_models_report_ready(manager, smol):
+    await manager.load(EMBED.name)
+    state = manager.state()
+    assert state[CHAT.name]["state"] == "ready" and state[EMBED.name]["state"] == "ready"
+    assert state[CHAT.name]["backend"] == "transformers" and state[CHAT.name]["queue_depth"] == 0
+    assert await manager.get_text_generator(CHAT.name) is smol
