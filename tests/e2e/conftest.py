@@ -7,6 +7,7 @@ The embedded models are preloaded once for the whole session.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -31,7 +32,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _fresh_postgres_url(url: str, name: str) -> str:
+def fresh_postgres_url(url: str, name: str) -> str:
     import psycopg
 
     parts = urlsplit(url)
@@ -67,21 +68,40 @@ class PortalServer:
         )
         return self.manage("create_api_key", email, "--name", "e2e")
 
+    def usage_rows(self, email: str, *, expected: int, timeout: float = 10.0) -> list[dict]:
+        """The user's usage rows as the server wrote them (it flushes about once a second)."""
+        script = (
+            "import json; from inference.models import UsageRecord; "
+            f"print(json.dumps(list(UsageRecord.objects.filter(user__email='{email}').order_by('id').values())"
+            ", default=str))"
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = json.loads(self.manage("shell", "-c", script).splitlines()[-1])
+            if len(rows) >= expected or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.5)
 
-def _server_env(tmp_dir: Path) -> dict[str, str]:
+
+def base_env() -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
     env.update(
         {
             "DEBUG": "true",
             "DJANGO_SETTINGS_MODULE": "llmos_portal.settings",
-            "INFERENCE_PRELOAD": "true",
             "LOG_LEVEL": "WARNING",
             "MODELS_CACHE_DIR": str(ROOT / ".cache" / "models"),
         }
     )
+    return env
+
+
+def _server_env(tmp_dir: Path) -> dict[str, str]:
+    env = base_env()
+    env["INFERENCE_PRELOAD"] = "true"
     database_url = os.environ.get("DATABASE_URL", "")
     if database_url.startswith("postgres"):
-        env["DATABASE_URL"] = _fresh_postgres_url(database_url, "llmos_e2e")
+        env["DATABASE_URL"] = fresh_postgres_url(database_url, "llmos_e2e")
     else:
         env["DATABASE_URL"] = f"sqlite:///{tmp_dir / 'e2e.sqlite3'}"
     if os.environ.get("REDIS_URL"):
@@ -90,13 +110,13 @@ def _server_env(tmp_dir: Path) -> dict[str, str]:
     return env
 
 
-def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 240) -> None:
+def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 240, path: str = "/readyz") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -135,8 +135,10 @@ def test_context_too_long_is_a_clear_400(sdk):
     assert error.value.code == "context_length_exceeded"
 
 
-def test_dropped_stream_frees_the_server(portal_server, api_key):
-    """A client that disconnects mid-stream must not wedge the model: the next request is served."""
+def test_dropped_stream_frees_the_server_and_is_billed(portal_server):
+    """A client that disconnects mid-stream: generation stops, the tokens it was sent are billed,
+    and the next request is served."""
+    api_key = portal_server.create_user_and_key("dropper@example.com")
     body = {
         "model": CHAT_MODEL,
         "messages": [{"role": "user", "content": "Write a very long story about the sea."}],
@@ -157,6 +159,10 @@ def test_dropped_stream_frees_the_server(portal_server, api_key):
             headers=headers,
         )
     assert follow_up.status_code == 200
+    dropped, served = portal_server.usage_rows("dropper@example.com", expected=2)
+    assert dropped["streamed"] and dropped["client_disconnected"] and dropped["status_code"] == 200
+    assert 0 < dropped["completion_tokens"] < 400 and dropped["prompt_tokens"] > 0
+    assert served["completion_tokens"] == follow_up.json()["usage"]["completion_tokens"]
 
 
 def test_native_tasks(portal_server, api_key):
