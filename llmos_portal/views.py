@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
+
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
 
@@ -31,3 +34,24 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": await sync_to_async(_database_ok)(), "default_model": await default_model_ready()}
     ready = all(checks.values())
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+
+
+def _may_read_metrics(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    if token:
+        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if presented and hmac.compare_digest(presented, token):
+            return True
+    return request.user.is_authenticated and request.user.is_staff
+
+
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format, for staff sessions or `Authorization: Bearer $METRICS_TOKEN`."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from inference.metrics import exposition
+
+    if not _may_read_metrics(request):
+        return HttpResponse("Forbidden: staff or the metrics token only.\n", status=403, content_type="text/plain")
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

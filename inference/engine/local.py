@@ -27,15 +27,28 @@ log = logging.getLogger(__name__)
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
 
-def resolve_dtype(option: str | None) -> torch.dtype:
-    """Weight dtype from spec.options["dtype"]: "bfloat16" (default, also on CUDA) or "float32".
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: without them bf16 GEMM is emulated row by row on the CPU."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
-    On CPUs without native bf16 (AVX2 only) bf16 GEMM runs row by row, so its cost grows with the
-    batch while fp32's barely does: bf16 wins at batch 1-2, fp32 from ~4 (bench/RESULTS.md).
+
+def resolve_dtype(option: str | None, device: str = "cpu") -> torch.dtype:
+    """Weight dtype from spec.options["dtype"]: "auto" (default), "bfloat16", "float32", "float16".
+
+    "auto" is bf16 on CUDA and on CPUs with native bf16, else float32: on an AVX2-only CPU bf16
+    matmul cost grows linearly with the rows (a 30-token prefill costs ~30 decode steps, a batch
+    of 8 ~8x one row) while fp32 GEMM barely grows, so fp32 wins on TTFT and batched throughput
+    (measured in bench/RESULTS.md).
     """
-    name = option or "bfloat16"
+    name = option or "auto"
+    if name == "auto":
+        return torch.bfloat16 if device.startswith("cuda") or cpu_has_native_bf16() else torch.float32
     if name not in DTYPES:
-        raise ValueError(f"unknown dtype {name!r}; expected one of {sorted(DTYPES)}")
+        raise ValueError(f"unknown dtype {name!r}; expected auto or one of {sorted(DTYPES)}")
     return DTYPES[name]
 
 

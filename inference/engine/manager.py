@@ -219,7 +219,7 @@ class ModelManager:
 
         self._set_threads()
         model_dir = resolve_source(spec, self.cache_dir)
-        dtype = resolve_dtype(spec.options.get("dtype"))
+        dtype = resolve_dtype(spec.options.get("dtype"), self.device)
         model = load_causal_lm(model_dir, dtype=dtype, device=self.device)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         return TransformersTextGenerator(

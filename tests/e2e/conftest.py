@@ -47,6 +47,7 @@ def fresh_postgres_url(url: str, name: str) -> str:
 class PortalServer:
     url: str
     env: dict[str, str]
+    log_dir: Path = ROOT
 
     def manage(self, *args: str) -> str:
         """Run a management command against the server's database; return its stdout."""
@@ -150,7 +151,7 @@ def portal_server(tmp_path_factory) -> Iterator[PortalServer]:
     tmp_dir = tmp_path_factory.mktemp("portal")
     env = _server_env(tmp_dir)
     port = free_port()
-    server = PortalServer(url=f"http://127.0.0.1:{port}", env=env)
+    server = PortalServer(url=f"http://127.0.0.1:{port}", env=env, log_dir=tmp_dir)
     server.manage("migrate", "--noinput")
     log_path = tmp_dir / "server.log"
     process = start_server(env, port, log_path)

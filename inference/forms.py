@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.utils import timezone
+
+from inference.selectors import DateRange
+
+MAX_RANGE_DAYS = 366
+
+
+class UsageFilterForm(forms.Form):
+    """Date range and filters for the usage page and its CSV export."""
+
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")
+    model = forms.ChoiceField(required=False, choices=[("", "All models")])
+    key = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, choices=[("", "All keys")])
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Any status"), ("ok", "Succeeded"), ("error", "Failed")], label="Status"
+    )
+
+    def __init__(self, *args, models: list[str], keys: list[tuple[int, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = [("", "All models"), *((name, name) for name in models)]
+        self.fields["key"].choices = [("", "All keys"), *keys]
+
+    def clean(self):
+        cleaned = super().clean()
+        today = timezone.now().date()
+        end = cleaned.get("end") or today
+        start = cleaned.get("start") or end - timedelta(days=29)
+        if start > end:
+            raise forms.ValidationError("The start date must not be after the end date.")
+        if (end - start).days >= MAX_RANGE_DAYS:
+            raise forms.ValidationError(f"Choose a range of at most {MAX_RANGE_DAYS} days.")
+        cleaned["period"] = DateRange(start, end)
+        return cleaned

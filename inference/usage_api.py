@@ -1,0 +1,109 @@
+"""The usage JSON API (/api/usage/): the caller's own usage over a date range, grouped."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inference import selectors
+from inference.forms import MAX_RANGE_DAYS
+from inference.selectors import DateRange
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    start = serializers.DateField(required=False, help_text="First UTC day (default: 29 days before end).")
+    end = serializers.DateField(required=False, help_text="Last UTC day, included (default: today).")
+    group_by = serializers.ChoiceField(choices=["day", "model", "key", "endpoint"], default="day")
+    model = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    def validate(self, attrs):
+        end = attrs.get("end") or timezone.now().date()
+        start = attrs.get("start") or end - timedelta(days=29)
+        if start > end:
+            raise serializers.ValidationError({"start": "start must not be after end."})
+        if (end - start).days >= MAX_RANGE_DAYS:
+            raise serializers.ValidationError({"start": f"The range may span at most {MAX_RANGE_DAYS} days."})
+        attrs["period"] = DateRange(start, end)
+        return attrs
+
+
+class UsageGroupSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The day, model, key name or endpoint.")
+    requests = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    cached = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+
+
+class UsageTotalsSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    cached = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+
+
+class LatencySerializer(serializers.Serializer):
+    latency_p50_ms = serializers.IntegerField(allow_null=True)
+    latency_p95_ms = serializers.IntegerField(allow_null=True)
+    ttft_p50_ms = serializers.IntegerField(allow_null=True)
+    ttft_p95_ms = serializers.IntegerField(allow_null=True)
+
+
+class UsageResponseSerializer(serializers.Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    group_by = serializers.CharField()
+    totals = UsageTotalsSerializer()
+    latency = LatencySerializer()
+    data = UsageGroupSerializer(many=True)
+
+
+def _group_key(row: dict, group_by: str) -> str:
+    if group_by == "day":
+        return row["day"].isoformat()
+    if group_by == "key":
+        return row["api_key_name"]
+    return row["model" if group_by == "model" else "endpoint"]
+
+
+class UsageView(APIView):
+    @extend_schema(
+        parameters=[UsageQuerySerializer],
+        responses=UsageResponseSerializer,
+        summary="Your usage over a date range, grouped by day, model, key or endpoint",
+        tags=["usage"],
+    )
+    def get(self, request):
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        period, group_by = query.validated_data["period"], query.validated_data["group_by"]
+        rows = selectors.usage_for_user(user=request.user, period=period, model=query.validated_data.get("model", ""))
+        if group_by == "day":
+            groups = selectors.usage_daily(rows, period)
+        else:
+            groups = selectors.usage_by(rows, {"key": "api_key"}.get(group_by, group_by))
+        data = [
+            {
+                **{name: group[name] for name in UsageGroupSerializer().fields if name != "key"},
+                "key": _group_key(group, group_by),
+            }
+            for group in groups
+        ]
+        body = {
+            "start": period.start,
+            "end": period.end,
+            "group_by": group_by,
+            "totals": selectors.usage_totals(rows),
+            "latency": selectors.latency_percentiles(rows),
+            "data": data,
+        }
+        return Response(UsageResponseSerializer(body).data)

@@ -1,0 +1,53 @@
+"""/healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+from django.test import override_settings
+
+from tests.inference.helpers import call
+
+
+def test_healthz_is_cheap_and_public(client, db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_database_and_default_model(db, owner_key):
+    # Loading the default model through the API makes the process ready.
+    call("POST", "/v1/completions", owner_key, {"model": "SmolLM2-135M-Instruct", "prompt": "Hi", "max_tokens": 1})
+    result = call("GET", "/readyz")
+    assert result.status == 200
+    assert result.json() == {"status": "ready", "checks": {"database": True, "default_model": True}}
+
+
+@override_settings(DEFAULT_CHAT_MODEL="not-registered")
+def test_readyz_is_503_until_the_default_model_is_there(db):
+    result = call("GET", "/readyz")
+    assert result.status == 503 and result.json()["checks"]["default_model"] is False
+
+
+def test_metrics_are_not_public(client, owner_client, db):
+    assert client.get("/metrics").status_code == 403
+    assert owner_client.get("/metrics").status_code == 403
+
+
+def test_metrics_for_staff_show_requests_tokens_latency_and_engine_state(client, operator, owner_key):
+    call("POST", "/v1/completions", owner_key, {"model": "SmolLM2-135M-Instruct", "prompt": "Hi", "max_tokens": 2})
+    client.force_login(operator)
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    assert 'llmos_requests_total{endpoint="completions",model="SmolLM2-135M-Instruct",status="200"}' in text
+    assert 'llmos_tokens_total{direction="out",model="SmolLM2-135M-Instruct"}' in text
+    assert "llmos_time_to_first_token_seconds_bucket" in text
+    assert "llmos_request_latency_seconds_bucket" in text
+    assert 'llmos_model_loaded{model="SmolLM2-135M-Instruct",state="ready"} 1.0' in text
+    assert 'llmos_queue_depth{model="SmolLM2-135M-Instruct"}' in text
+    assert 'llmos_running_batch_size{model="SmolLM2-135M-Instruct"}' in text
+
+
+@override_settings(METRICS_TOKEN="scrape-me-please")
+def test_metrics_with_the_scrape_token(client, db):
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me-please").status_code == 200
