@@ -33,9 +33,12 @@ browser:
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
+# WEB_CONCURRENCY tells the system checks how many workers share (or don't share) the cache.
 run: migrate
+	WEB_CONCURRENCY=$(WORKERS) $(BIN)/python manage.py check
 	$(BIN)/python manage.py prepare_models
-	$(BIN)/uvicorn llmos_portal.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
+	WEB_CONCURRENCY=$(WORKERS) $(BIN)/uvicorn llmos_portal.asgi:application --host $(HOST) --port $(PORT) \
+		--workers $(WORKERS) --no-access-log
 
 test: install-dev browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

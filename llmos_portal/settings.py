@@ -202,7 +202,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1_000_000, minimum=10
 
 # --- Models and inference ---
 MODELS_CACHE_DIR = Path(env_str("MODELS_CACHE_DIR", str(BASE_DIR / ".cache" / "models")))
-INFERENCE_PRELOAD = env_bool("INFERENCE_PRELOAD", False)
+INFERENCE_PRELOAD = env_bool("INFERENCE_PRELOAD", True)
 INFERENCE_MAX_QUEUE = env_int("INFERENCE_MAX_QUEUE", 64, minimum=1)
 INFERENCE_MAX_BATCH_SIZE = env_int("INFERENCE_MAX_BATCH_SIZE", 8, minimum=1)
 INFERENCE_TORCH_THREADS = env_int("INFERENCE_TORCH_THREADS", 0, minimum=0)  # 0 = torch's default
