@@ -163,118 +163,88 @@ async def model_detail(request: HttpRequest, meter: RequestMeter, model_id: str)
 # --- chat and text completions ---------------------------------------------------------------------
 
 
-async def _completion_events(
-    generation, primed, *, chat: bool, id: str, model: str, include_usage: bool, meter: RequestMeter
-) -> AsyncIterator[bytes]:
-    """SSE events for a started generation. Its `finally` settles usage, also when the client leaves."""
-    created = fmt.now()
-    object_name = "chat.completion.chunk" if chat else "text_completion"
-    error_code = ""
+class StreamFormat:
+    """SSE chunks of one stream: one id and `created`, chat or text-completion shaped."""
 
-    def chunk(index: int, *, text: str | None = None, role: bool = False, finish_reason: str | None = None):
-        if chat:
-            delta = {"role": "assistant", "content": ""} if role else ({"content": text} if text else {})
-            return fmt.chat_chunk(
-                id=id,
-                created=created,
-                model=model,
-                index=index,
-                delta=delta,
-                finish_reason=finish_reason,
-                with_usage_field=include_usage,
+    def __init__(self, *, chat: bool, id: str, model: str, include_usage: bool):
+        self.chat, self.id, self.model, self.include_usage = chat, id, model, include_usage
+        self.created = fmt.now()
+
+    def _chunk(self, index: int, *, delta: dict, text: str, finish_reason: str | None) -> bytes:
+        common = {
+            "id": self.id,
+            "created": self.created,
+            "model": self.model,
+            "index": index,
+            "finish_reason": finish_reason,
+            "with_usage_field": self.include_usage,
+        }
+        if self.chat:
+            return fmt.sse(fmt.chat_chunk(delta=delta, **common))
+        return fmt.sse(fmt.completion_chunk(text=text, **common))
+
+    def role(self, index: int) -> bytes:
+        return self._chunk(index, delta={"role": "assistant", "content": ""}, text="", finish_reason=None)
+
+    def text(self, index: int, text: str) -> bytes:
+        return self._chunk(index, delta={"content": text}, text=text, finish_reason=None)
+
+    def finish(self, index: int, reason: str) -> bytes:
+        return self._chunk(index, delta={}, text="", finish_reason=reason)
+
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+        return fmt.sse(
+            fmt.usage_chunk(
+                id=self.id,
+                created=self.created,
+                model=self.model,
+                object="chat.completion.chunk" if self.chat else "text_completion",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
             )
-        return fmt.completion_chunk(
-            id=id,
-            created=created,
-            model=model,
-            index=index,
-            text=text or "",
-            finish_reason=finish_reason,
-            with_usage_field=include_usage,
         )
 
+
+async def _completion_events(generation, primed, *, stream: StreamFormat, meter: RequestMeter) -> AsyncIterator[bytes]:
+    """SSE events for a started generation. Its `finally` settles usage, also when the client leaves."""
+    error_code = ""
     try:
-        if chat:
+        if stream.chat:
             for index in range(len(primed)):
-                yield fmt.sse(chunk(index, role=True))
+                yield stream.role(index)
         async with contextlib.aclosing(services.merged_deltas(generation, primed)) as deltas:
             async for index, delta in deltas:
                 meter.completion_tokens = generation.total_completion_tokens
                 if delta.text:
-                    yield fmt.sse(chunk(index, text=delta.text))
+                    yield stream.text(index, delta.text)
                 if delta.finish_reason is not None:
-                    yield fmt.sse(chunk(index, finish_reason=delta.finish_reason))
-        if include_usage:
-            yield fmt.sse(
-                fmt.usage_chunk(
-                    id=id,
-                    created=created,
-                    model=model,
-                    object=object_name,
-                    prompt_tokens=generation.prompt_tokens,
-                    completion_tokens=generation.total_completion_tokens,
-                )
-            )
+                    yield stream.finish(index, delta.finish_reason)
+        if stream.include_usage:
+            yield stream.usage(generation.prompt_tokens, generation.total_completion_tokens)
     except EngineError as exc:  # headers are sent: report in-band, as OpenAI does
         logger.warning("generation failed mid-stream: %s", exc)
         error_code = exc.code
-        yield fmt.sse(from_engine_error(exc, model=model).body())
+        yield fmt.sse(from_engine_error(exc, model=stream.model).body())
     except (asyncio.CancelledError, GeneratorExit):
         meter.client_disconnected = True
         raise
     finally:
         meter.completion_tokens = generation.total_completion_tokens
-        await meter.finish(
-            status=200, error_code=error_code or ("client_disconnected" if meter.client_disconnected else "")
-        )
+        if meter.client_disconnected:
+            error_code = "client_disconnected"
+        await meter.finish(status=200, error_code=error_code)
     yield fmt.SSE_DONE
 
 
-async def _cached_events(cached: dict, *, chat: bool, id: str, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+async def _cached_events(cached: dict, *, stream: StreamFormat) -> AsyncIterator[bytes]:
     """Replay a cached completion as a stream: role, the whole text, finish, usage, [DONE]."""
-    created = fmt.now()
     for index, (text, finish_reason) in enumerate(cached["choices"]):
-        if chat:
-            for delta, reason in (
-                ({"role": "assistant", "content": ""}, None),
-                ({"content": text}, None),
-                ({}, finish_reason),
-            ):
-                yield fmt.sse(
-                    fmt.chat_chunk(
-                        id=id,
-                        created=created,
-                        model=model,
-                        index=index,
-                        delta=delta,
-                        finish_reason=reason,
-                        with_usage_field=include_usage,
-                    )
-                )
-        else:
-            for piece, reason in ((text, None), ("", finish_reason)):
-                yield fmt.sse(
-                    fmt.completion_chunk(
-                        id=id,
-                        created=created,
-                        model=model,
-                        index=index,
-                        text=piece,
-                        finish_reason=reason,
-                        with_usage_field=include_usage,
-                    )
-                )
-    if include_usage:
-        yield fmt.sse(
-            fmt.usage_chunk(
-                id=id,
-                created=created,
-                model=model,
-                object="chat.completion.chunk" if chat else "text_completion",
-                prompt_tokens=cached["prompt_tokens"],
-                completion_tokens=cached["completion_tokens"],
-            )
-        )
+        if stream.chat:
+            yield stream.role(index)
+        yield stream.text(index, text)
+        yield stream.finish(index, finish_reason)
+    if stream.include_usage:
+        yield stream.usage(cached["prompt_tokens"], cached["completion_tokens"])
     yield fmt.SSE_DONE
 
 
@@ -290,9 +260,11 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
     else:
         generation_request = GenerationRequest(params=params, prompt=data["prompt"])
     n = data.get("n") or 1
-    stream = bool(data.get("stream"))
-    include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
     response_id = fmt.new_id("chatcmpl" if chat else "cmpl")
+    stream = None
+    if data.get("stream"):
+        include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+        stream = StreamFormat(chat=chat, id=response_id, model=spec.name, include_usage=include_usage)
 
     key = response_cache.cache_key(model=spec.name, request=generation_request, n=n)
     cacheable = response_cache.is_cacheable(generation_request)
@@ -302,9 +274,7 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
         meter.prompt_tokens, meter.completion_tokens = cached["prompt_tokens"], cached["completion_tokens"]
         meter.first_token()
         if stream:
-            return event_stream(
-                _cached_events(cached, chat=chat, id=response_id, model=spec.name, include_usage=include_usage)
-            )
+            return event_stream(_cached_events(cached, stream=stream))
         return JsonResponse(_completion_body(chat, response_id, spec.name, cached))
 
     generation, primed = await services.start_generation(model=spec.name, request=generation_request, n=n)
@@ -312,11 +282,7 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
     meter.prompt_tokens = generation.prompt_tokens
     if stream:
         meter.streamed = True
-        return event_stream(
-            _completion_events(
-                generation, primed, chat=chat, id=response_id, model=spec.name, include_usage=include_usage, meter=meter
-            )
-        )
+        return event_stream(_completion_events(generation, primed, stream=stream, meter=meter))
     try:
         choices = await services.collect_choices(generation, primed)
     except EngineError as exc:

@@ -27,7 +27,7 @@ def get_manager() -> ModelManager:
                 cache_dir=settings.MODELS_CACHE_DIR,
                 max_queue=settings.INFERENCE_MAX_QUEUE,
                 max_batch_size=settings.INFERENCE_MAX_BATCH_SIZE,
-                torch_threads=settings.INFERENCE_TORCH_THREADS or None,
+                torch_threads=settings.INFERENCE_TORCH_THREADS,
                 device=settings.INFERENCE_DEVICE,
             )
         return _manager

@@ -7,6 +7,7 @@ to scale out, DATABASE_URL and REDIS_URL.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -205,7 +206,9 @@ MODELS_CACHE_DIR = Path(env_str("MODELS_CACHE_DIR", str(BASE_DIR / ".cache" / "m
 INFERENCE_PRELOAD = env_bool("INFERENCE_PRELOAD", True)
 INFERENCE_MAX_QUEUE = env_int("INFERENCE_MAX_QUEUE", 64, minimum=1)
 INFERENCE_MAX_BATCH_SIZE = env_int("INFERENCE_MAX_BATCH_SIZE", 8, minimum=1)
-INFERENCE_TORCH_THREADS = env_int("INFERENCE_TORCH_THREADS", 0, minimum=0)  # 0 = torch's default
+# CPU threads for the model. Default: all cores but one, which stays free for the web server
+# (on 2 cores, 2 torch threads are slower than 1 once the server is busy: bench/RESULTS.md).
+INFERENCE_TORCH_THREADS = env_int("INFERENCE_TORCH_THREADS", max(1, (os.cpu_count() or 1) - 1), minimum=1)
 INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "cpu")
 DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL", "SmolLM2-135M-Instruct")
 DEFAULT_EMBEDDING_MODEL = env_str("DEFAULT_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
