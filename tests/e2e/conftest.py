@@ -169,8 +169,10 @@ def portal_server(tmp_path_factory) -> Iterator[PortalServer]:
         process.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """Per module, not per session: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which would break every async test that runs after it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
