@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -86,4 +88,7 @@ def test_openapi_schema_documents_the_key_api(client, db):
 
 def test_swagger_ui_is_served_without_internet(client, db):
     page = client.get("/api/docs/").content.decode()
-    assert "swagger-ui" in page and "cdn" not in page.lower()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert any("swagger-ui" in asset for asset in assets)
+    assert all(asset.startswith("/static/") for asset in assets), assets
+    assert client.get(next(a for a in assets if a.endswith("swagger-ui-bundle.js"))).status_code == 200
