@@ -212,6 +212,8 @@ INFERENCE_TORCH_THREADS = env_int("INFERENCE_TORCH_THREADS", max(1, (os.cpu_coun
 INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "cpu")
 DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL", "SmolLM2-135M-Instruct")
 DEFAULT_EMBEDDING_MODEL = env_str("DEFAULT_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+PLAYGROUND_MAX_CONCURRENT_PER_USER = env_int("PLAYGROUND_MAX_CONCURRENT_PER_USER", 2, minimum=1)  # per process
+PLAYGROUND_MAX_MESSAGE_BYTES = env_int("PLAYGROUND_MAX_MESSAGE_BYTES", 65_536, minimum=1024)
 RESPONSE_CACHE_SECONDS = env_int("RESPONSE_CACHE_SECONDS", 3600, minimum=0)  # 0 turns the cache off
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # lets a Prometheus scraper read /metrics without a session
 USAGE_BACKGROUND_WRITES = True  # usage rows are written by a background thread (tests flush by hand)

@@ -26,5 +26,6 @@ urlpatterns = [
     path("v1/", include(openai_urls)),
     path("api/v1/", include(native_urls)),
     path("api/", include(account_api_urls)),
+    path("playground/", include("playground.urls")),
     path("", include(account_page_urls)),
 ]

@@ -1,5 +1,11 @@
-"""Websocket routes (the playground consumer is added with the playground)."""
+"""Websocket routes."""
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from playground.consumers import PlaygroundConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/playground/", PlaygroundConsumer.as_asgi()),
+]

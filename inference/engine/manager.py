@@ -97,6 +97,9 @@ class _Entry:
     future: concurrent.futures.Future | None = None
 
 
+_LOAD_LOCK = threading.Lock()
+
+
 class ModelManager:
     """Knows the configured models, loads each once on first use, and stops them on shutdown."""
 
@@ -179,7 +182,11 @@ class ModelManager:
     def _load_entry(self, entry: _Entry) -> None:
         future = entry.future
         try:
-            backend = self._build_backend(entry.spec)
+            # One load at a time per process: transformers' lazy imports are not thread-safe
+            # (two first loads at once can fail with "cannot import name 'AutoModel'"), and on a
+            # small CPU parallel loads gain nothing.
+            with _LOAD_LOCK:
+                backend = self._build_backend(entry.spec)
         except Exception as exc:  # reported through the future
             log.exception("loading model %s failed", entry.spec.name)
             err = exc if isinstance(exc, ModelLoadError) else ModelLoadError(f"{entry.spec.name}: {exc}")

@@ -1,0 +1,159 @@
+"""The playground websocket, `ws/playground/`. Thin: frame checks and caps here, the work in
+playground.generation.
+
+The ASGI stack wraps it in AllowedHostsOriginValidator (the Origin must match ALLOWED_HOSTS) and
+AuthMiddlewareStack (the Django session). Anonymous sockets get an `error` event
+`not_authenticated` and are closed with code 4401.
+
+Protocol (JSON text frames, at most PLAYGROUND_MAX_MESSAGE_BYTES, default 64 KiB):
+
+client -> server
+  {"type": "generate", "mode": "chat" | "completion", "model": str, "conversation_id"?: int | null,
+   "messages": [{"role", "content"}, ...] (chat; the last one the user's) | "prompt": str (completion),
+   "system"?: str, "params"?: {"temperature", "top_p", "max_tokens", "stop", "seed"}}
+  {"type": "stop"}          cancel the running generation on the server
+  {"type": "ping"}          answered with {"type": "pong"}
+
+server -> client
+  {"type": "ready", "max_message_bytes"}                       once, after connecting
+  {"type": "started", "conversation_id", "conversation_title", "generation_id", "model", "max_tokens"}
+  {"type": "token", "text", "index"}                            in order, index 0, 1, 2, ...
+  {"type": "done", "finish_reason", "usage": {"prompt_tokens", "completion_tokens", "total_tokens"},
+   "tokens_per_s", "conversation_id", "message_id", "generation_id"}
+  {"type": "stopped", "usage" (null if stopped before the first token), "tokens_per_s", "conversation_id",
+   "generation_id"}
+  {"type": "error", "code", "message", "status", "param"?, "retry_after"?}
+
+Each generate ends with exactly one of done, stopped or error. One generation runs per socket at a
+time (`generation_in_progress`), and at most PLAYGROUND_MAX_CONCURRENT_PER_USER (default 2) per
+user across the user's sockets in this process (`too_many_generations`). Error codes also include
+not_found (someone else's or a deleted conversation), model_not_found, rate_limit_exceeded,
+insufficient_quota, invalid_request_error, message_too_large, invalid_json, invalid_message,
+overloaded and server_error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from playground.generation import GenerationControl, max_concurrent_per_user, run_generation, user_slots
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NOT_AUTHENTICATED = 4401
+DISCONNECT_SETTLE_SECONDS = 10.0
+
+
+def max_message_bytes() -> int:
+    return settings.PLAYGROUND_MAX_MESSAGE_BYTES
+
+
+class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
+    # Nothing reaches this consumer through the channel layer: each socket streams from a task in
+    # the process that holds it. An alias with no CHANNEL_LAYERS entry makes channels skip the
+    # layer, which spares every open socket a Redis connection and a blocking poll under REDIS_URL.
+    channel_layer_alias = "playground-no-layer"
+
+    task: asyncio.Task | None = None
+    control: GenerationControl | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        # Accept, say why, then close with 4401: a refused handshake reaches browsers as a bare 1006.
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.error("not_authenticated", "Log in to use the playground.", status=401)
+            await self.close(code=CLOSE_NOT_AUTHENTICATED)
+            return
+        self.user_id = user.pk
+        await self.send_json({"type": "ready", "max_message_bytes": max_message_bytes()})
+
+    async def error(self, code: str, message: str, *, status: int = 400) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message, "status": status})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
+        if not hasattr(self, "user_id"):
+            return  # closing an anonymous socket; ignore anything it still sends
+        if text_data is None:
+            await self.error("invalid_message", "Send JSON text frames.")
+            return
+        limit = max_message_bytes()
+        if len(text_data) > limit or len(text_data.encode()) > limit:
+            await self.error("message_too_large", f"Messages are limited to {limit} bytes.", status=413)
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.error("invalid_json", "That message is not valid JSON.")
+            return
+        if not isinstance(content, dict):
+            await self.error("invalid_message", "A message must be a JSON object with a `type`.")
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: dict, **kwargs) -> None:
+        kind = content.get("type")
+        if kind == "generate":
+            await self.start_generation(content)
+        elif kind == "stop":
+            self.stop_generation()
+        elif kind == "ping":
+            await self.send_json({"type": "pong"})
+        else:
+            await self.error("invalid_message", "Unknown message type; expected generate, stop or ping.")
+
+    async def start_generation(self, content: dict) -> None:
+        if self.control is not None and not self.control.settled:
+            await self.error("generation_in_progress", "A reply is still being generated; stop it first.", status=409)
+            return
+        limit = max_concurrent_per_user()
+        if not user_slots.acquire(self.user_id, limit):
+            await self.error(
+                "too_many_generations",
+                f"You already have {limit} replies generating in other tabs; wait or stop one.",
+                status=429,
+            )
+            return
+        control = GenerationControl()
+        user_id = self.user_id
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                user_slots.release(user_id)
+
+        async def run() -> None:
+            try:
+                await run_generation(
+                    user_id=user_id, payload=content, control=control, send=self.send_json, on_settled=release
+                )
+            finally:
+                release()
+
+        self.control = control
+        self.task = asyncio.create_task(run(), name=control.generation_id)
+
+    def stop_generation(self) -> None:
+        """Cancel the running generation server-side; the task then sends `stopped`."""
+        if self.task is None or self.task.done() or self.control is None or not self.control.cancellable:
+            return
+        self.control.stop_requested = True
+        self.task.cancel()
+
+    async def disconnect(self, code: int) -> None:
+        task, control = self.task, self.control
+        if task is None or task.done() or control is None:
+            return
+        cancel = control.cancellable
+        control.disconnected = True
+        if cancel:
+            task.cancel()
+        # Let it close the engine stream and settle usage before this consumer goes away.
+        await asyncio.wait([task], timeout=DISCONNECT_SETTLE_SECONDS)

@@ -1,0 +1,371 @@
+"""One playground generation, from a websocket `generate` message to its last event.
+
+The consumer stays thin: it parses frames, enforces the per-socket and per-user caps, and runs
+`run_generation` in a task. This module validates the request with the /v1 serializers, applies
+the caller's plan limits and records usage through the same RequestMeter as the API, saves the
+turns, and streams events through the `send` callback it is given.
+
+Stopping is task cancellation: cancelling the task closes the engine stream (through
+`contextlib.aclosing`), so the scheduler drops the sequence and frees its slot at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from accounts.models import User
+from inference import services as inference_services
+from inference.engine.types import EngineError, GenerationRequest
+from inference.errors import ApiError, from_engine_error, invalid
+from inference.metering import RequestMeter
+from inference.openai_views import validated
+from inference.serializers import ChatCompletionSerializer, CompletionSerializer
+from playground import selectors, services
+from playground.models import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT = "playground"
+PARAM_KEYS = ("temperature", "top_p", "max_tokens", "stop", "seed")
+
+Send = Callable[[dict], Awaitable[None]]
+
+
+def max_concurrent_per_user() -> int:
+    return settings.PLAYGROUND_MAX_CONCURRENT_PER_USER
+
+
+class UserSlots:
+    """Generations running per user, across all of the user's sockets in THIS process.
+
+    With several worker processes each counts its own sockets, so a user may run up to
+    (workers x limit) generations at once; the plan's rate limits still apply across processes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, int] = {}
+
+    def acquire(self, user_id: int, limit: int) -> bool:
+        with self._lock:
+            if self._running.get(user_id, 0) >= limit:
+                return False
+            self._running[user_id] = self._running.get(user_id, 0) + 1
+            return True
+
+    def release(self, user_id: int) -> None:
+        with self._lock:
+            left = self._running.get(user_id, 0) - 1
+            if left > 0:
+                self._running[user_id] = left
+            else:
+                self._running.pop(user_id, None)
+
+    def running(self, user_id: int) -> int:
+        with self._lock:
+            return self._running.get(user_id, 0)
+
+
+user_slots = UserSlots()
+
+
+@dataclass
+class GenerationControl:
+    """Shared between the consumer and its generation task: why the task was cancelled."""
+
+    generation_id: str = field(default_factory=lambda: f"gen-{uuid.uuid4().hex[:20]}")
+    stop_requested: bool = False
+    disconnected: bool = False
+    finishing: bool = False  # the stream has ended: saving and reporting must not be interrupted
+    settled: bool = False  # usage recorded: the socket may start another generation
+
+    @property
+    def cancellable(self) -> bool:
+        return not (self.stop_requested or self.disconnected or self.finishing or self.settled)
+
+
+@dataclass(frozen=True)
+class GenerateCommand:
+    """A validated `generate` message."""
+
+    mode: str
+    model: str
+    conversation_id: int | None
+    system: str
+    user_content: str  # the turn saved as the user's: the last chat message or the raw prompt
+    data: dict  # serializer-validated request data (messages or prompt, sampling parameters)
+    params: dict  # the parameters to remember on the conversation
+
+    def generation_request(self, *, plan) -> GenerationRequest:
+        params = inference_services.sampling_params(self.data, plan=plan)
+        if self.mode == Conversation.Mode.CHAT:
+            messages = tuple({"role": m["role"], "content": m["content"]} for m in self.data["messages"])
+            return GenerationRequest(params=params, messages=messages)
+        return GenerationRequest(params=params, prompt=self.data["prompt"])
+
+
+def _clean_params(raw) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise invalid("`params` must be an object.", param="params")
+    # The page sends empty fields as null or ""; they mean "the default".
+    return {key: raw[key] for key in PARAM_KEYS if raw.get(key) not in (None, "", [])}
+
+
+def parse_generate(payload: dict) -> GenerateCommand:
+    """Validate a `generate` message with the /v1 serializers; raise ApiError (400) when it is wrong."""
+    mode = payload.get("mode", Conversation.Mode.CHAT)
+    if mode not in Conversation.Mode.values:
+        raise invalid("`mode` must be 'chat' or 'completion'.", param="mode")
+    conversation_id = payload.get("conversation_id")
+    if conversation_id is not None and (isinstance(conversation_id, bool) or not isinstance(conversation_id, int)):
+        raise invalid("`conversation_id` must be an integer or null.", param="conversation_id")
+    system = payload.get("system") or ""
+    if not isinstance(system, str):
+        raise invalid("`system` must be a string.", param="system")
+    params = _clean_params(payload.get("params"))
+    model = payload.get("model")
+    if mode == Conversation.Mode.CHAT:
+        messages = payload.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise invalid("`messages` must be a non-empty list.", param="messages")
+        last = messages[-1]
+        if not isinstance(last, dict) or last.get("role") != "user":
+            raise invalid("The last message must be the user's.", param="messages")
+        full = ([{"role": "system", "content": system}] if system.strip() else []) + messages
+        data = validated(ChatCompletionSerializer, {"model": model, "messages": full, **params})
+        user_content = data["messages"][-1]["content"]
+    else:
+        data = validated(CompletionSerializer, {"model": model, "prompt": payload.get("prompt"), **params})
+        user_content = data["prompt"]
+    remembered = {key: data[key] for key in PARAM_KEYS if data.get(key) is not None}
+    if "stop" in remembered:
+        remembered["stop"] = list(remembered["stop"])
+    return GenerateCommand(
+        mode=mode,
+        model=data["model"],
+        conversation_id=conversation_id,
+        system=system,
+        user_content=user_content,
+        data=data,
+        params=remembered,
+    )
+
+
+def _user_with_plan(user_id: int) -> User:
+    return User.objects.select_related("plan").get(pk=user_id, is_active=True)
+
+
+def _check_conversation(user: User, conversation_id: int | None) -> Conversation | None:
+    """The user's own conversation, or a 404 `not_found` ApiError for anyone else's."""
+    if conversation_id is None:
+        return None
+    try:
+        return selectors.conversation_for_user(user=user, conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        raise ApiError(
+            "That conversation does not exist.", status=404, param="conversation_id", code="not_found"
+        ) from None
+
+
+def _open_conversation(
+    user: User, conversation: Conversation | None, command: GenerateCommand, model: str
+) -> Conversation:
+    """Save the user's turn (in a new conversation if none), with the settings now used.
+
+    Runs once the model has started, so a refused or failed request leaves no trace."""
+    if conversation is None or not services.conversation_update_settings(
+        conversation=conversation, model=model, mode=command.mode, system_prompt=command.system, params=command.params
+    ):
+        conversation = services.conversation_create(
+            user=user, model=model, mode=command.mode, system_prompt=command.system, params=command.params
+        )
+    services.message_append(conversation=conversation, role=Message.Role.USER, content=command.user_content)
+    return conversation
+
+
+def error_event(exc: ApiError) -> dict:
+    event = {"type": "error", "code": exc.code or exc.type, "message": exc.message, "status": exc.status}
+    if exc.param:
+        event["param"] = exc.param
+    if "Retry-After" in exc.headers:
+        event["retry_after"] = int(exc.headers["Retry-After"])
+    return event
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+async def run_generation(
+    *,
+    user_id: int,
+    payload: dict,
+    control: GenerationControl,
+    send: Send,
+    on_settled: Callable[[], None] | None = None,
+) -> None:
+    """Run one generation to its end, streaming events through `send`.
+
+    Exactly one terminal event per generation: `done`, `stopped` or `error` (none after a
+    disconnect). Usage is recorded exactly once, whatever happens. The terminal event goes out
+    last, after usage is settled and `on_settled` has run, so a client may send the next
+    `generate` as soon as it sees it.
+    """
+
+    async def emit(event: dict) -> None:
+        if control.disconnected:
+            return
+        try:
+            await send(event)
+        except Exception:  # the socket went away under us: keep settling usage
+            logger.debug("could not send %s event", event.get("type"), exc_info=True)
+
+    meter = RequestMeter(endpoint=ENDPOINT, request_id=control.generation_id)
+    status, error_code = 200, ""
+    conversation: Conversation | None = None
+    generation = None
+    parts: list[str] = []
+    finish_reason = "stop"
+    terminal: dict | None = None
+    started_at = time.perf_counter()
+
+    def tokens_per_s() -> float:
+        elapsed = time.perf_counter() - started_at
+        completion = generation.total_completion_tokens if generation else 0
+        return round(completion / elapsed, 2) if elapsed > 0 and completion else 0.0
+
+    async def save_reply(reason: str, rate: float) -> int | None:
+        if conversation is None or generation is None:
+            return None
+        message = await database_sync_to_async(services.message_append)(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            content="".join(parts),
+            prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.total_completion_tokens,
+            tokens_per_s=rate,
+            finish_reason=reason,
+        )
+        return message.pk if message else None
+
+    try:
+        user = await database_sync_to_async(_user_with_plan)(user_id)
+        caller = inference_services.Caller(user=user, api_key=None, plan=user.plan)
+        meter.caller = caller
+        await meter.admit()
+        command = parse_generate(payload)
+        spec = await inference_services.resolve_model(command.model, caller=caller, kind="chat")
+        meter.model = spec.name
+        request = command.generation_request(plan=caller.plan)
+        existing = await database_sync_to_async(_check_conversation)(user, command.conversation_id)
+
+        started_at = time.perf_counter()
+        generation, primed = await inference_services.start_generation(model=spec.name, request=request, n=1)
+        meter.first_token()
+        meter.prompt_tokens = generation.prompt_tokens
+        meter.streamed = True
+        try:  # until merged_deltas runs, closing the primed stream is up to us
+            conversation = await database_sync_to_async(_open_conversation)(user, existing, command, spec.name)
+            await emit(
+                {
+                    "type": "started",
+                    "conversation_id": conversation.pk,
+                    "conversation_title": conversation.title,
+                    "generation_id": control.generation_id,
+                    "model": spec.name,
+                    "max_tokens": request.params.max_tokens,
+                }
+            )
+        except BaseException:
+            for _, stream in primed:
+                await stream.aclose()
+            raise
+        index = 0
+        async with contextlib.aclosing(inference_services.merged_deltas(generation, primed)) as deltas:
+            async for _, delta in deltas:
+                meter.completion_tokens = generation.total_completion_tokens
+                if delta.text:
+                    parts.append(delta.text)
+                    await emit({"type": "token", "text": delta.text, "index": index})
+                    index += 1
+                if delta.finish_reason is not None:
+                    finish_reason = delta.finish_reason
+        control.finishing = True
+        meter.completion_tokens = generation.total_completion_tokens
+        rate = tokens_per_s()
+        message_id = await save_reply(finish_reason, rate)
+        terminal = {
+            "type": "done",
+            "finish_reason": finish_reason,
+            "usage": _usage(generation.prompt_tokens, generation.total_completion_tokens),
+            "tokens_per_s": rate,
+            "conversation_id": conversation.pk,
+            "message_id": message_id,
+            "generation_id": control.generation_id,
+        }
+    except ApiError as exc:
+        status, error_code = exc.status, exc.code or exc.type
+        terminal = error_event(exc)
+    except EngineError as exc:  # failed mid-stream: keep what was generated, say what happened
+        logger.warning("playground generation failed mid-stream: %s", exc)
+        api_error = from_engine_error(exc, model=meter.model)
+        status, error_code = api_error.status, exc.code
+        await _settle(save_reply("error", tokens_per_s()))
+        terminal = error_event(api_error)
+    except asyncio.CancelledError:
+        if control.disconnected:
+            meter.client_disconnected = True
+            error_code = "client_disconnected"
+        else:
+            error_code = "cancelled"
+        if generation is not None:
+            meter.completion_tokens = generation.total_completion_tokens
+        rate = tokens_per_s()
+        await _settle(save_reply("cancelled", rate))
+        terminal = {
+            "type": "stopped",
+            "usage": _usage(generation.prompt_tokens, generation.total_completion_tokens) if generation else None,
+            "tokens_per_s": rate,
+            "conversation_id": conversation.pk if conversation else None,
+            "generation_id": control.generation_id,
+        }
+        raise
+    except Exception:
+        logger.exception("playground generation failed")
+        status, error_code = 500, "server_error"
+        terminal = {"type": "error", "code": "server_error", "message": "The server had an error.", "status": 500}
+    finally:
+        if generation is not None:
+            meter.completion_tokens = generation.total_completion_tokens
+        try:
+            await meter.finish(status=status, error_code=error_code)
+        finally:
+            control.settled = True
+            if on_settled is not None:
+                on_settled()
+            if terminal is not None:
+                await emit(terminal)
+
+
+async def _settle(awaitable: Awaitable) -> None:
+    """Await a best-effort write; a failure there must not hide the outcome we report."""
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("saving the playground reply failed")
