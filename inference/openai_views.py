@@ -25,7 +25,7 @@ from inference import response_cache, services
 from inference.engine.types import EngineError, GenerationRequest
 from inference.errors import ApiError, from_api_key_rejection, from_engine_error, invalid
 from inference.metering import RequestMeter
-from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
+from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer, validated
 
 logger = logging.getLogger(__name__)
 
@@ -99,33 +99,6 @@ def json_body(request: HttpRequest) -> dict:
     if not isinstance(data, dict):
         raise invalid("The request body must be a JSON object.", code="invalid_json")
     return data
-
-
-def _first_error(detail, path: str = "") -> tuple[str, str]:
-    """The first (param path, message) in a DRF error tree, e.g. ('messages[0].content', '...')."""
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            if key == "non_field_errors":
-                return _first_error(value, path)
-            if isinstance(key, int) or str(key).isdigit():  # list items come keyed by index
-                return _first_error(value, f"{path}[{key}]")
-            return _first_error(value, f"{path}.{key}" if path else str(key))
-    if isinstance(detail, list):
-        for index, value in enumerate(detail):
-            if value in ({}, [], None):
-                continue
-            if isinstance(value, dict | list) and not isinstance(value, str):
-                return _first_error(value, f"{path}[{index}]")
-            return path, str(value)
-    return path, str(detail)
-
-
-def validated(serializer_class, data: dict) -> dict:
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        param, message = _first_error(serializer.errors)
-        raise invalid(f"Invalid value for '{param}': {message}" if param else message, param=param or None)
-    return serializer.validated_data
 
 
 def event_stream(events: AsyncIterator[bytes]) -> StreamingHttpResponse:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from inference.errors import invalid
+
 MAX_STOP_SEQUENCES = 4
 MAX_CHOICES = 4
 MAX_EMBEDDING_INPUTS = 256
@@ -275,3 +277,34 @@ class ClassifyResponseSerializer(serializers.Serializer):
     scores = LabelScoreSerializer(many=True)
     model = serializers.CharField()
     prompt_tokens = serializers.IntegerField()
+
+
+# --- validation entry point ----------------------------------------------------------------
+
+
+def _first_error(detail, path: str = "") -> tuple[str, str]:
+    """The first (param path, message) in a DRF error tree, e.g. ('messages[0].content', '...')."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if key == "non_field_errors":
+                return _first_error(value, path)
+            if isinstance(key, int) or str(key).isdigit():  # list items come keyed by index
+                return _first_error(value, f"{path}[{key}]")
+            return _first_error(value, f"{path}.{key}" if path else str(key))
+    if isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if value in ({}, [], None):
+                continue
+            if isinstance(value, dict | list) and not isinstance(value, str):
+                return _first_error(value, f"{path}[{index}]")
+            return path, str(value)
+    return path, str(detail)
+
+
+def validated(serializer_class, data: dict) -> dict:
+    """Validated data, or an ApiError (400) naming the first bad parameter, e.g. messages[0].content."""
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        param, message = _first_error(serializer.errors)
+        raise invalid(f"Invalid value for '{param}': {message}" if param else message, param=param or None)
+    return serializer.validated_data

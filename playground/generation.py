@@ -28,8 +28,7 @@ from inference import services as inference_services
 from inference.engine.types import EngineError, GenerationRequest
 from inference.errors import ApiError, from_engine_error, invalid
 from inference.metering import RequestMeter
-from inference.openai_views import validated
-from inference.serializers import ChatCompletionSerializer, CompletionSerializer
+from inference.serializers import ChatCompletionSerializer, CompletionSerializer, validated
 from playground import selectors, services
 from playground.models import Conversation, Message
 
