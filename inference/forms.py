@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django import forms
-from django.utils import timezone
 
 from inference.selectors import DateRange
 
@@ -28,12 +25,8 @@ class UsageFilterForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        today = timezone.now().date()
-        end = cleaned.get("end") or today
-        start = cleaned.get("start") or end - timedelta(days=29)
-        if start > end:
-            raise forms.ValidationError("The start date must not be after the end date.")
-        if (end - start).days >= MAX_RANGE_DAYS:
-            raise forms.ValidationError(f"Choose a range of at most {MAX_RANGE_DAYS} days.")
-        cleaned["period"] = DateRange(start, end)
+        try:
+            cleaned["period"] = DateRange.from_bounds(cleaned.get("start"), cleaned.get("end"), max_days=MAX_RANGE_DAYS)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
         return cleaned

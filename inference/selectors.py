@@ -26,6 +26,17 @@ class DateRange:
         today = today or timezone.now().date()
         return cls(today - timedelta(days=days - 1), today)
 
+    @classmethod
+    def from_bounds(cls, start: date | None, end: date | None, *, max_days: int = 366) -> DateRange:
+        """Fill in the defaults (the 30 days up to today) and check the range; ValueError if bad."""
+        end = end or timezone.now().date()
+        start = start or end - timedelta(days=29)
+        if start > end:
+            raise ValueError("The start date must not be after the end date.")
+        if (end - start).days >= max_days:
+            raise ValueError(f"Choose a range of at most {max_days} days.")
+        return cls(start, end)
+
     @property
     def start_at(self) -> datetime:
         return datetime.combine(self.start, time.min, tzinfo=UTC)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -22,24 +19,11 @@ class UsageQuerySerializer(serializers.Serializer):
     model = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
     def validate(self, attrs):
-        end = attrs.get("end") or timezone.now().date()
-        start = attrs.get("start") or end - timedelta(days=29)
-        if start > end:
-            raise serializers.ValidationError({"start": "start must not be after end."})
-        if (end - start).days >= MAX_RANGE_DAYS:
-            raise serializers.ValidationError({"start": f"The range may span at most {MAX_RANGE_DAYS} days."})
-        attrs["period"] = DateRange(start, end)
+        try:
+            attrs["period"] = DateRange.from_bounds(attrs.get("start"), attrs.get("end"), max_days=MAX_RANGE_DAYS)
+        except ValueError as exc:
+            raise serializers.ValidationError({"start": str(exc)}) from exc
         return attrs
-
-
-class UsageGroupSerializer(serializers.Serializer):
-    key = serializers.CharField(help_text="The day, model, key name or endpoint.")
-    requests = serializers.IntegerField()
-    errors = serializers.IntegerField()
-    cached = serializers.IntegerField()
-    prompt_tokens = serializers.IntegerField()
-    completion_tokens = serializers.IntegerField()
-    total_tokens = serializers.IntegerField()
 
 
 class UsageTotalsSerializer(serializers.Serializer):
@@ -49,6 +33,10 @@ class UsageTotalsSerializer(serializers.Serializer):
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
     total_tokens = serializers.IntegerField()
+
+
+class UsageGroupSerializer(UsageTotalsSerializer):
+    key = serializers.CharField(help_text="The day, model, key name or endpoint.")
 
 
 class LatencySerializer(serializers.Serializer):

@@ -205,10 +205,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1_000_000, minimum=10
 MODELS_CACHE_DIR = Path(env_str("MODELS_CACHE_DIR", str(BASE_DIR / ".cache" / "models")))
 INFERENCE_PRELOAD = env_bool("INFERENCE_PRELOAD", True)
 INFERENCE_MAX_QUEUE = env_int("INFERENCE_MAX_QUEUE", 64, minimum=1)
-INFERENCE_MAX_BATCH_SIZE = env_int("INFERENCE_MAX_BATCH_SIZE", 8, minimum=1)
-# CPU threads for the model. Default: all cores but one, which stays free for the web server
-# (on 2 cores, 2 torch threads are slower than 1 once the server is busy: bench/RESULTS.md).
-INFERENCE_TORCH_THREADS = env_int("INFERENCE_TORCH_THREADS", max(1, (os.cpu_count() or 1) - 1), minimum=1)
+INFERENCE_MAX_BATCH_SIZE = env_int("INFERENCE_MAX_BATCH_SIZE", 16, minimum=1)
+# CPU threads for the model. Default: every core. Measured over HTTP on 2 cores (bench/RESULTS.md),
+# 2 threads beat 1 at every concurrency; use fewer when other services share the machine.
+INFERENCE_TORCH_THREADS = env_int("INFERENCE_TORCH_THREADS", os.cpu_count() or 1, minimum=1)
 INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "cpu")
 DEFAULT_CHAT_MODEL = env_str("DEFAULT_CHAT_MODEL", "SmolLM2-135M-Instruct")
 DEFAULT_EMBEDDING_MODEL = env_str("DEFAULT_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
