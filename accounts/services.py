@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Iterable
 from datetime import datetime
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -149,39 +150,66 @@ def _cache_key(key_digest: str) -> str:
     return f"apikey:{key_digest}"
 
 
-def _lookup(key_digest: str) -> ApiKey | None:
-    """The key row with its user and plan, from the cache when possible (no query on a hit)."""
-    cache_key = _cache_key(key_digest)
-    api_key = cache.get(cache_key)
-    if api_key is None:
-        api_key = ApiKey.objects.select_related("user", "user__plan").filter(digest=key_digest).first()
-        if api_key is None:
-            return None
-        if settings.API_KEY_CACHE_SECONDS:
-            cache.set(cache_key, api_key, settings.API_KEY_CACHE_SECONDS)
+def _load_key(key_digest: str) -> ApiKey | None:
+    """The key row with its user and plan from the database, then kept in the cache."""
+    api_key = ApiKey.objects.select_related("user", "user__plan").filter(digest=key_digest).first()
+    if api_key is not None and settings.API_KEY_CACHE_SECONDS:
+        cache.set(_cache_key(key_digest), api_key, settings.API_KEY_CACHE_SECONDS)
     return api_key
 
 
-def api_key_authenticate(*, raw_key: str, client_ip: str) -> ApiKey:
-    """Resolve a presented key or raise the precise ApiKeyRejected subclass.
-
-    Malformed keys are rejected before any lookup. last_used_at is written at most once per
-    API_KEY_LAST_USED_INTERVAL_SECONDS per key, not on every request.
-    """
+def _digest_of_well_formed(raw_key: str) -> str:
     if not keys.is_well_formed(raw_key):
         raise MalformedApiKey("Incorrect API key provided: the key is malformed.")
-    api_key = _lookup(keys.digest(raw_key))
+    return keys.digest(raw_key)
+
+
+def _verify(api_key: ApiKey | None, client_ip: str, now) -> ApiKey:
     if api_key is None:
         raise UnknownApiKey("Incorrect API key provided.")
     if api_key.is_revoked:
         raise RevokedApiKey("This API key has been revoked.")
-    now = timezone.now()
     if api_key.is_expired(now):
         raise ExpiredApiKey("This API key has expired.")
     if not api_key.user.is_active:
         raise InactiveAccount("The account that owns this API key is inactive.")
     if not api_key.allows_ip(client_ip):
         raise IpNotAllowed(f"Requests from {client_ip} are not allowed for this API key.")
-    if cache.add(f"apikey-used:{api_key.pk}", 1, settings.API_KEY_LAST_USED_INTERVAL_SECONDS):
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key
+
+
+def _last_used_is_due(api_key: ApiKey) -> bool:
+    """True at most once per API_KEY_LAST_USED_INTERVAL_SECONDS per key (a cache add, no query)."""
+    return cache.add(f"apikey-used:{api_key.pk}", 1, settings.API_KEY_LAST_USED_INTERVAL_SECONDS)
+
+
+def _touch(api_key_id: int, now) -> None:
+    ApiKey.objects.filter(pk=api_key_id).update(last_used_at=now)
+
+
+def api_key_authenticate(*, raw_key: str, client_ip: str) -> ApiKey:
+    """Resolve a presented key or raise the precise ApiKeyRejected subclass.
+
+    Malformed keys are rejected before any lookup; a cached key costs no query; last_used_at is
+    written at most once per API_KEY_LAST_USED_INTERVAL_SECONDS per key, not on every request.
+    """
+    key_digest = _digest_of_well_formed(raw_key)
+    now = timezone.now()
+    api_key = _verify(cache.get(_cache_key(key_digest)) or _load_key(key_digest), client_ip, now)
+    if _last_used_is_due(api_key):
+        _touch(api_key.pk, now)
+    return api_key
+
+
+async def aapi_key_authenticate(*, raw_key: str, client_ip: str) -> ApiKey:
+    """api_key_authenticate for async views: the cached path stays on the event loop; only the
+    database work (a cache miss, the once-a-minute last-used write) goes to a thread."""
+    key_digest = _digest_of_well_formed(raw_key)
+    now = timezone.now()
+    api_key = cache.get(_cache_key(key_digest))
+    if api_key is None:
+        api_key = await sync_to_async(_load_key)(key_digest)
+    api_key = _verify(api_key, client_ip, now)
+    if _last_used_is_due(api_key):
+        await sync_to_async(_touch)(api_key.pk, now)
     return api_key

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from inference.registry import enabled_specs
+from inference.registry import aenabled_specs
 from inference.runtime import get_manager, schedule_load, sync_specs
 
 logger = logging.getLogger(__name__)
@@ -19,7 +18,7 @@ async def lifespan(scope, receive, send) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             try:
-                specs = await sync_to_async(enabled_specs)()
+                specs = await aenabled_specs()
                 sync_specs(specs)
                 if settings.INFERENCE_PRELOAD:
                     schedule_load([name for name, spec in specs.items() if spec.backend != "upstream"])

@@ -12,14 +12,13 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from functools import wraps
 
-from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import bearer_token, client_ip
 from accounts.exceptions import ApiKeyRejected
-from accounts.services import api_key_authenticate
+from accounts.services import aapi_key_authenticate
 from inference import openai_format as fmt
 from inference import response_cache, services
 from inference.engine.types import EngineError, GenerationRequest
@@ -77,7 +76,7 @@ async def authenticate(request: HttpRequest, meter: RequestMeter) -> services.Ca
             code="invalid_api_key",
         )
     try:
-        api_key = await sync_to_async(api_key_authenticate)(raw_key=raw_key, client_ip=client_ip(request))
+        api_key = await aapi_key_authenticate(raw_key=raw_key, client_ip=client_ip(request))
     except ApiKeyRejected as exc:
         raise from_api_key_rejection(exc) from exc
     meter.caller = services.Caller.for_key(api_key)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 import time
 
+from asgiref.sync import sync_to_async
+
 from inference.engine.types import ModelSpec
 from inference.models import RegisteredModel
 
@@ -33,16 +35,29 @@ def spec_for(row: RegisteredModel) -> ModelSpec:
     )
 
 
-def enabled_specs() -> dict[str, ModelSpec]:
-    """name -> spec for every enabled model (cached; safe to call per request)."""
-    global _cached
+def _fresh() -> dict[str, ModelSpec] | None:
     with _lock:
         if _cached is not None and time.monotonic() - _cached[0] < REGISTRY_TTL_SECONDS:
             return _cached[1]
+    return None
+
+
+def enabled_specs() -> dict[str, ModelSpec]:
+    """name -> spec for every enabled model (cached; safe to call per request)."""
+    global _cached
+    cached = _fresh()
+    if cached is not None:
+        return cached
     specs = {row.name: spec_for(row) for row in RegisteredModel.objects.filter(enabled=True)}
     with _lock:
         _cached = (time.monotonic(), specs)
     return specs
+
+
+async def aenabled_specs() -> dict[str, ModelSpec]:
+    """enabled_specs for async code: no thread hop while the cached copy is fresh."""
+    cached = _fresh()
+    return cached if cached is not None else await sync_to_async(enabled_specs)()
 
 
 def forget_cached_specs(**_kwargs) -> None:

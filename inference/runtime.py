@@ -6,7 +6,6 @@ import asyncio
 import logging
 import threading
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from inference.engine.manager import ModelManager
@@ -33,18 +32,26 @@ def get_manager() -> ModelManager:
         return _manager
 
 
+_configured: dict[str, ModelSpec] | None = None
+
+
 def sync_specs(specs: dict[str, ModelSpec]) -> ModelManager:
-    """Hand the registry's current specs to the manager (unchanged models stay loaded)."""
+    """Hand the registry's current specs to the manager (unchanged models stay loaded).
+
+    The registry returns the same dict until it re-reads the table, so most calls do nothing."""
+    global _configured
     manager = get_manager()
-    manager.configure(specs.values())
+    if specs is not _configured:
+        manager.configure(specs.values())
+        _configured = specs
     return manager
 
 
 async def current_manager() -> ModelManager:
     """The manager, with the registry's latest specs (a cached read; no query most of the time)."""
-    from inference.registry import enabled_specs
+    from inference.registry import aenabled_specs
 
-    return sync_specs(await sync_to_async(enabled_specs)())
+    return sync_specs(await aenabled_specs())
 
 
 async def default_model_ready() -> bool:

@@ -10,12 +10,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
-from asgiref.sync import sync_to_async
-
 from accounts.models import ApiKey, Plan, User
 from inference import errors
 from inference.engine.types import EngineError, GenerationRequest, SamplingParams, TextDelta
-from inference.registry import enabled_specs
+from inference.registry import aenabled_specs
 from inference.runtime import current_manager
 
 DEFAULT_MAX_TOKENS = 256
@@ -40,13 +38,13 @@ class Caller:
 
 
 async def visible_models(caller: Caller) -> list:
-    specs = await sync_to_async(enabled_specs)()
+    specs = await aenabled_specs()
     return [spec for name, spec in sorted(specs.items()) if caller.may_use(name)]
 
 
 async def resolve_model(name: str, *, caller: Caller, kind: str):
     """The spec of an enabled model this caller may use, of the right kind, or an ApiError."""
-    spec = (await sync_to_async(enabled_specs)()).get(name)
+    spec = (await aenabled_specs()).get(name)
     if spec is None:
         raise errors.model_not_found(name)
     if not caller.may_use(name):

@@ -106,8 +106,11 @@ def _server_env(tmp_dir: Path) -> dict[str, str]:
     else:
         env["DATABASE_URL"] = f"sqlite:///{tmp_dir / 'e2e.sqlite3'}"
     if os.environ.get("REDIS_URL"):
-        redis_url = urlsplit(os.environ["REDIS_URL"])
-        env["REDIS_URL"] = urlunsplit(redis_url._replace(path="/1"))
+        import redis
+
+        redis_url = urlunsplit(urlsplit(os.environ["REDIS_URL"])._replace(path="/1"))
+        redis.Redis.from_url(redis_url).flushdb()  # no cached answers or counters from an earlier run
+        env["REDIS_URL"] = redis_url
     return env
 
 
