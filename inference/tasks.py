@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from inference import services
 from inference.engine.types import GenerationRequest, SamplingParams
@@ -47,7 +48,8 @@ async def ask(*, model: str, question: str, context: str, max_tokens: int):
     }
 
 
-def _cosine(a: list[float], b: list[float]) -> float:
+def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine of the angle between two vectors; 0 when either is all zeros."""
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     return dot / norm if norm else 0.0
@@ -69,7 +71,7 @@ async def classify(*, model: str, text: str, labels: list[str], hypothesis_templ
     hypotheses = [hypothesis_template.format(label) for label in labels]
     result = await services.embed(model=model, texts=[text, *hypotheses])
     text_vector, label_vectors = result.vectors[0], result.vectors[1:]
-    scores = label_scores([_cosine(text_vector, vector) for vector in label_vectors], multi_label=multi_label)
+    scores = label_scores([cosine_similarity(text_vector, vector) for vector in label_vectors], multi_label=multi_label)
     ranked = sorted(zip(labels, scores, strict=True), key=lambda pair: pair[1], reverse=True)
     return {
         "label": ranked[0][0],

@@ -6,13 +6,13 @@ user through playground.selectors.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from inference.tasks import cosine_similarity
 from playground.models import DEFAULT_TITLE, Conversation, Message
 
 TITLE_MAX_CHARS = 60
@@ -117,12 +117,8 @@ def message_append(
 
 def cosine_similarity_matrix(vectors: Sequence[Sequence[float]]) -> list[list[float]]:
     """Pairwise cosine similarity, rounded to 4 places (a zero vector is similar to nothing)."""
-    norms = [math.sqrt(sum(x * x for x in vector)) for vector in vectors]
     matrix: list[list[float]] = [[0.0] * len(vectors) for _ in vectors]
     for i, a in enumerate(vectors):
         for j in range(i, len(vectors)):
-            b = vectors[j]
-            denominator = norms[i] * norms[j]
-            value = sum(x * y for x, y in zip(a, b, strict=True)) / denominator if denominator else 0.0
-            matrix[i][j] = matrix[j][i] = round(value, 4)
+            matrix[i][j] = matrix[j][i] = round(cosine_similarity(a, vectors[j]), 4)
     return matrix
