@@ -70,6 +70,16 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
 
     async def __acall__(self, request):
         static_file = self._find(request)
-        if static_file is not None:
-            return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
-        return await self.get_response(request)
+        if static_file is None:
+            return await self.get_response(request)
+        response = await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
+        if response.streaming and not response.is_async:
+            # Django warns when it has to drain a sync file iterator under ASGI; static files are
+            # small, so reading their chunks on the loop costs less than a thread hop per chunk.
+            response.streaming_content = _as_async(response.streaming_content)
+        return response
+
+
+async def _as_async(chunks):
+    for chunk in chunks:
+        yield chunk

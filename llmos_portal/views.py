@@ -33,7 +33,11 @@ async def readyz(request: HttpRequest) -> JsonResponse:
 
     checks = {"database": await sync_to_async(_database_ok)(), "default_model": await default_model_ready()}
     ready = all(checks.values())
-    return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+    response = JsonResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
+    )
+    response._has_been_logged = True  # "not ready yet" is an answer, not a server error to log
+    return response
 
 
 def _may_read_metrics(request: HttpRequest) -> bool:
