@@ -17,18 +17,24 @@ _lock = threading.Lock()
 _manager: ModelManager | None = None
 
 
+def new_manager(specs=()) -> ModelManager:
+    """A model manager configured from settings."""
+    return ModelManager(
+        specs,
+        cache_dir=settings.MODELS_CACHE_DIR,
+        max_queue=settings.INFERENCE_MAX_QUEUE,
+        max_batch_size=settings.INFERENCE_MAX_BATCH_SIZE,
+        torch_threads=settings.INFERENCE_TORCH_THREADS,
+        device=settings.INFERENCE_DEVICE,
+    )
+
+
 def get_manager() -> ModelManager:
+    """The process-wide manager every request uses."""
     global _manager
     with _lock:
         if _manager is None:
-            _manager = ModelManager(
-                [],
-                cache_dir=settings.MODELS_CACHE_DIR,
-                max_queue=settings.INFERENCE_MAX_QUEUE,
-                max_batch_size=settings.INFERENCE_MAX_BATCH_SIZE,
-                torch_threads=settings.INFERENCE_TORCH_THREADS,
-                device=settings.INFERENCE_DEVICE,
-            )
+            _manager = new_manager()
         return _manager
 
 

@@ -195,3 +195,31 @@ def test_native_tasks_answer_and_are_metered(owner_key):
     assert [row.endpoint for row in rows] == ["generate", "ask", "classify"]
     assert rows[0].completion_tokens == generated.json()["completion_tokens"]
     assert rows[2].model == EMBED_MODEL and rows[2].prompt_tokens > 0
+
+
+def test_streamed_n_choices_each_end_with_their_own_finish(owner_key):
+    body = {
+        "model": CHAT_MODEL,
+        "messages": QUESTION,
+        "max_tokens": 6,
+        "temperature": 0.9,
+        "seed": 3,
+        "n": 2,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    events = call("POST", "/v1/chat/completions", owner_key, body).events()
+    chunks = [event for event in events[:-1] if event["choices"]]
+    roles = [chunk["choices"][0]["index"] for chunk in chunks if chunk["choices"][0]["delta"].get("role")]
+    finishes = [chunk["choices"][0]["index"] for chunk in chunks if chunk["choices"][0]["finish_reason"]]
+    assert sorted(roles) == [0, 1] and sorted(finishes) == [0, 1]
+    usage = events[-2]["usage"]
+    assert events[-1] == "[DONE]" and usage["completion_tokens"] <= 12
+
+
+def test_prepare_models_command_loads_and_reports(db, capsys):
+    from django.core.management import call_command
+
+    call_command("prepare_models")
+    out = capsys.readouterr().out
+    assert "SmolLM2-135M-Instruct: ready in" in out and "all-MiniLM-L6-v2: ready in" in out

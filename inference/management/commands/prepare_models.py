@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from inference.engine.types import EngineError
 from inference.registry import enabled_specs
-from inference.runtime import sync_specs
+from inference.runtime import new_manager
 
 
 class Command(BaseCommand):
@@ -18,16 +18,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         specs = enabled_specs()
-        manager = sync_specs(specs)
+        manager = new_manager(specs.values())  # its own, closed at the end
 
         async def load_all() -> None:
-            for name, spec in specs.items():
-                if spec.backend == "upstream":
-                    continue
-                started = time.monotonic()
-                await manager.load(name)
-                self.stdout.write(f"{name}: ready in {time.monotonic() - started:.1f}s")
-            await manager.aclose()
+            try:
+                for name, spec in specs.items():
+                    if spec.backend == "upstream":
+                        continue
+                    started = time.monotonic()
+                    await manager.load(name)
+                    self.stdout.write(f"{name}: ready in {time.monotonic() - started:.1f}s")
+            finally:
+                await manager.aclose()
 
         try:
             asyncio.run(load_all())
