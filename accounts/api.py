@@ -6,12 +6,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import AuthenticationFailed, NotFound, Throttled
 from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenObtainPairView
 
-from accounts import selectors, services
+from accounts import selectors, services, throttle
 from accounts.exceptions import ApiKeyLimitReached
 from accounts.models import ApiKey
 from accounts.serializers import (
@@ -21,6 +22,21 @@ from accounts.serializers import (
     ApiKeySerializer,
     MeSerializer,
 )
+from accounts.throttle import LOGIN_LIMITS
+
+
+class ThrottledTokenObtainPairView(TokenObtainPairView):
+    """simplejwt's token endpoint with the login page's throttle: a password guessed here is a
+    password guessed, so it counts against the same per-IP and per-account limits."""
+
+    def post(self, request, *args, **kwargs):
+        if throttle.blocked(request, **LOGIN_LIMITS):
+            raise Throttled(detail="Too many failed attempts. Please wait a minute and try again.")
+        try:
+            return super().post(request, *args, **kwargs)
+        except (AuthenticationFailed, DrfValidationError):
+            throttle.count(request, **LOGIN_LIMITS)  # only failures count
+            raise
 
 
 class MeView(APIView):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
+LOGIN_LIMITS = {"group": "login", "by_ip": "LOGIN_RATE_PER_IP", "by_account": "LOGIN_RATE_PER_ACCOUNT"}
+
 
 def _ip_key(group, request) -> str:
     from accounts.authentication import client_ip
@@ -18,7 +20,9 @@ def _ip_key(group, request) -> str:
 
 
 def _account_key(group, request) -> str:
-    return request.POST.get("username", request.POST.get("email", "")).strip().lower()
+    data = request.data if hasattr(request, "data") else request.POST  # DRF requests carry JSON in .data
+    value = data.get("username") or data.get("email") or ""
+    return value.strip().lower() if isinstance(value, str) else ""
 
 
 def _rates(group: str, by_ip: str | None, by_account: str | None):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
 from rest_framework.routers import SimpleRouter
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import TokenRefreshView
 
 from accounts import api, views
 
@@ -52,7 +52,7 @@ page_urls = [
 ]
 
 api_urls = [
-    path("token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("token/", api.ThrottledTokenObtainPairView.as_view(), name="token-obtain"),
     path("token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("me/", api.MeView.as_view(), name="api-me"),
     path("", include(router.urls)),

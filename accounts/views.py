@@ -88,14 +88,13 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request, *args, **kwargs):
-        limits = {"group": "login", "by_ip": "LOGIN_RATE_PER_IP", "by_account": "LOGIN_RATE_PER_ACCOUNT"}
         form = self.get_form()
-        if throttle.blocked(request, **limits):
+        if throttle.blocked(request, **throttle.LOGIN_LIMITS):
             form.add_error(None, THROTTLED_MESSAGE)
             return self.render_to_response(self.get_context_data(form=form), status=429)
         if form.is_valid():
             return self.form_valid(form)
-        throttle.count(request, **limits)  # only failed attempts count
+        throttle.count(request, **throttle.LOGIN_LIMITS)  # only failed attempts count
         return self.form_invalid(form)
 
 

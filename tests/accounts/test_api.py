@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts import services
@@ -92,3 +93,20 @@ def test_swagger_ui_is_served_without_internet(client, db):
     assert any("swagger-ui" in asset for asset in assets)
     assert all(asset.startswith("/static/") for asset in assets), assets
     assert client.get(next(a for a in assets if a.endswith("swagger-ui-bundle.js"))).status_code == 200
+
+
+@override_settings(LOGIN_RATE_PER_ACCOUNT="2/m", LOGIN_RATE_PER_IP="100/m")
+def test_token_endpoint_is_throttled_like_the_login_page(owner):
+    api = APIClient()
+    for _ in range(2):
+        assert api.post("/api/token/", {"username": owner.email, "password": "nope"}, format="json").status_code == 401
+    response = api.post("/api/token/", {"username": owner.email, "password": PASSWORD}, format="json")
+    assert response.status_code == 429  # even the right password, while the account is throttled
+
+
+def test_successful_token_requests_do_not_count(owner):
+    api = APIClient()
+    for _ in range(8):
+        assert (
+            api.post("/api/token/", {"username": owner.email, "password": PASSWORD}, format="json").status_code == 200
+        )
