@@ -20,12 +20,14 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import portal
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "SmolLM2-135M-Instruct"
@@ -208,56 +210,20 @@ def report(levels: list[LevelResult], base: LevelResult, args) -> str:
 
 
 def start_server(port: int, threads: int | None) -> tuple[subprocess.Popen, str, str]:
-    """A throwaway server (own SQLite file) and an API key on an unlimited plan."""
-    tmp = Path(tempfile.mkdtemp(prefix="llmos-bench-"))
-    env = {
-        **os.environ,
-        "DEBUG": "true",
-        "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-        "INFERENCE_PRELOAD": "true",
-        "LOG_LEVEL": "WARNING",
-        "RESPONSE_CACHE_SECONDS": "0",
-    }
-    env.pop("REDIS_URL", None)
+    """A throwaway server with the models preloaded, and an API key on an unlimited plan."""
+    overrides = {"INFERENCE_PRELOAD": "true"}
     if threads:
-        env["INFERENCE_TORCH_THREADS"] = str(threads)
-    python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True)
-    script = (
-        "from accounts import services; from accounts.models import Plan; "
-        "plan = Plan.objects.create(name='bench', requests_per_minute=100000, tokens_per_minute=10**9, "
-        "tokens_per_day=10**10, max_tokens_per_request=4096); "
-        "user = services.user_signup(email='bench@example.com', password='bench-pass-123456', verified=True); "
-        "user.plan = plan; user.save()"
-    )
-    subprocess.run([python, "manage.py", "shell", "-c", script], cwd=REPO, env=env, check=True)
-    key = subprocess.run(
-        [python, "manage.py", "create_api_key", "bench@example.com"],
-        cwd=REPO,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    log = (tmp / "server.log").open("wb")
-    process = subprocess.Popen(
-        [python, "-m", "uvicorn", "llmos_portal.asgi:application", "--port", str(port), "--no-access-log"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+        overrides["INFERENCE_TORCH_THREADS"] = str(threads)
+    env, tmp = portal.portal_env(**overrides)
+    key = portal.prepare(env)
+    process = portal.start(portal.uvicorn("llmos_portal.asgi:application", port), env, tmp / "server.log")
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url, key
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    process.kill()
-    raise SystemExit("server did not become ready")
+    try:
+        portal.wait_for(f"{url}/readyz")
+    except SystemExit:
+        process.kill()
+        raise
+    return process, url, key
 
 
 def main() -> None:
