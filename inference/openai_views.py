@@ -238,8 +238,8 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
         include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
         stream = StreamFormat(chat=chat, id=response_id, model=spec.name, include_usage=include_usage)
 
-    key = response_cache.cache_key(model=spec.name, request=generation_request, n=n)
     cacheable = response_cache.is_cacheable(generation_request)
+    key = response_cache.cache_key(model=spec.name, request=generation_request, n=n) if cacheable else ""
     cached = await response_cache.lookup(key) if cacheable else None
     if cached is not None:
         meter.cached = True
