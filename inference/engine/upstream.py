@@ -106,8 +106,8 @@ def _estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-class UpstreamTextGenerator(TextGenerator):
-    """Streams chat (/chat/completions) or raw prompts (/completions) from an upstream server."""
+class _UpstreamBackend:
+    """What both upstream backends share: the spec and one pooled client to the server."""
 
     def __init__(
         self,
@@ -120,6 +120,16 @@ class UpstreamTextGenerator(TextGenerator):
         self.spec = spec
         self.context_length = spec.context_length
         self._http = _UpstreamClient(spec, transport, timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+class UpstreamTextGenerator(_UpstreamBackend, TextGenerator):
+    """Streams chat (/chat/completions) or raw prompts (/completions) from an upstream server."""
+
+    def __init__(self, spec: ModelSpec, **client_options: Any):
+        super().__init__(spec, **client_options)
         self._running = 0
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
@@ -180,9 +190,6 @@ class UpstreamTextGenerator(TextGenerator):
     def stats(self) -> dict:
         return {"queue_depth": 0, "running": self._running}
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
 
 def _choice_text(choice: dict) -> str:
     delta = choice.get("delta")
@@ -191,19 +198,10 @@ def _choice_text(choice: dict) -> str:
     return choice.get("text") or ""
 
 
-class UpstreamEmbedder(Embedder):
-    def __init__(
-        self,
-        spec: ModelSpec,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: Any = DEFAULT_TIMEOUT,
-    ):
-        self.name = spec.name
-        self.spec = spec
-        self.context_length = spec.context_length
+class UpstreamEmbedder(_UpstreamBackend, Embedder):
+    def __init__(self, spec: ModelSpec, **client_options: Any):
+        super().__init__(spec, **client_options)
         self.dimensions = int(spec.options.get("dimensions", 0))
-        self._http = _UpstreamClient(spec, transport, timeout)
 
     async def embed(self, texts: list[str]) -> EmbeddingResult:
         if not texts:
@@ -221,6 +219,3 @@ class UpstreamEmbedder(Embedder):
         usage = body.get("usage") or {}
         tokens = int(usage.get("prompt_tokens", sum(_estimate_tokens(t) for t in texts)))
         return EmbeddingResult(vectors=vectors, prompt_tokens=tokens)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
