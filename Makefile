@@ -43,12 +43,14 @@ run: migrate
 test: install-dev browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Seconds, not minutes: no server, no browser, no model (tests that load one are marked `model`).
 test-fast: install-dev
-	$(BIN)/python -m pytest -m "not e2e and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not e2e and not browser and not model" $(PYTEST_ARGS)
 
-lint: install-dev
+lint: install-dev lint-js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # ESLint on the browser code (static/js; static/vendor is not ours), pinned in package-lock.json.
 # `npm ci` runs again whenever package.json or package-lock.json is newer than node_modules.

@@ -24,7 +24,7 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ["username", "email", "plan", "is_active", "email_verified", "is_staff", "date_joined"]
     list_filter = ["plan", "is_active", "is_staff", "email_verified"]
     list_select_related = ["plan"]
-    fieldsets = (*DjangoUserAdmin.fieldsets, ("Plan", {"fields": ("plan", "email_verified")}))
+    fieldsets = (*(DjangoUserAdmin.fieldsets or ()), ("Plan", {"fields": ("plan", "email_verified")}))
 
 
 @admin.action(description="Revoke selected keys")

@@ -64,7 +64,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     def get_object(self) -> ApiKey:
         try:
-            return selectors.api_key_for_user(user=self.request.user, key_id=int(self.kwargs["pk"]))
+            return selectors.api_key_for_user(user=self.request.user, key_id=int(self.kwargs["pk"]))  # type: ignore[arg-type]
         except (ApiKey.DoesNotExist, ValueError) as exc:
             raise NotFound("No such key.") from exc
 

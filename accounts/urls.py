@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, reverse_lazy
+from django.urls import URLPattern, URLResolver, include, path, reverse_lazy
 from rest_framework.routers import SimpleRouter
 from rest_framework_simplejwt.views import TokenRefreshView
 
@@ -10,7 +10,7 @@ from accounts import api, views
 router = SimpleRouter()
 router.register("keys", api.ApiKeyViewSet, basename="api-keys")
 
-page_urls = [
+page_urls: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
     path("signup/", views.signup, name="signup"),
     path("verify/<str:token>/", views.verify_email, name="verify-email"),
@@ -45,13 +45,17 @@ page_urls = [
         name="password_reset_complete",
     ),
     path("console/", views.console, name="console"),
-    path("console/keys/", views.keys, name="keys"),
-    path("console/keys/<int:key_id>/rename/", views.key_rename, name="key-rename"),
-    path("console/keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),
-    path("console/keys/<int:key_id>/rotate/", views.key_rotate, name="key-rotate"),
 ]
 
-api_urls = [
+# Under /console/, beside the usage pages (usage.urls.console_urls).
+console_urls: list[URLPattern | URLResolver] = [
+    path("keys/", views.keys, name="keys"),
+    path("keys/<int:key_id>/rename/", views.key_rename, name="key-rename"),
+    path("keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),
+    path("keys/<int:key_id>/rotate/", views.key_rotate, name="key-rotate"),
+]
+
+api_urls: list[URLPattern | URLResolver] = [
     path("token/", api.ThrottledTokenObtainPairView.as_view(), name="token-obtain"),
     path("token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("me/", api.MeView.as_view(), name="api-me"),

@@ -19,12 +19,13 @@ from accounts import selectors, services, throttle
 from accounts.exceptions import ApiKeyLimitReached
 from accounts.forms import ApiKeyCreateForm, ApiKeyRenameForm, EmailAuthenticationForm, SignupForm
 from accounts.models import ApiKey, User
+from accounts.typing import AuthenticatedRequest
 
 VERIFY_SALT = "accounts.verify-email"
 THROTTLED_MESSAGE = "Too many attempts. Please wait a minute and try again."
 
 
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("console")
     return render(request, "home.html")
@@ -48,7 +49,7 @@ def _send_verification(request: HttpRequest, user: User) -> None:
     )
 
 
-def signup(request: HttpRequest) -> HttpResponse:
+def signup(request: AuthenticatedRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("console")
     form = SignupForm(request.POST or None)
@@ -69,7 +70,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 def verify_email(request: HttpRequest, token: str) -> HttpResponse:
-    max_age = settings.ACCOUNT_VERIFICATION_MAX_AGE.total_seconds()
+    max_age = settings.ACCOUNT_VERIFICATION_MAX_AGE
     try:
         user_id = signing.loads(token, salt=VERIFY_SALT, max_age=max_age)
         user = User.objects.get(pk=user_id)
@@ -116,7 +117,7 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 
 @login_required
-def console(request: HttpRequest) -> HttpResponse:
+def console(request: AuthenticatedRequest) -> HttpResponse:
     keys = list(selectors.api_keys_for_user(user=request.user))
     context = {
         "plan": request.user.plan,
@@ -126,14 +127,14 @@ def console(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/console.html", context)
 
 
-def _own_key(request: HttpRequest, key_id: int) -> ApiKey:
+def _own_key(request: AuthenticatedRequest, key_id: int) -> ApiKey:
     try:
         return selectors.api_key_for_user(user=request.user, key_id=key_id)
     except ApiKey.DoesNotExist as exc:
         raise Http404("No such key.") from exc
 
 
-def _keys_page(request: HttpRequest, form: ApiKeyCreateForm, *, status: int = 200, new_key: str | None = None):
+def _keys_page(request: AuthenticatedRequest, form: ApiKeyCreateForm, *, status: int = 200, new_key: str | None = None):
     context = {
         "form": form,
         "keys": selectors.api_keys_for_user(user=request.user),
@@ -147,7 +148,7 @@ def _keys_page(request: HttpRequest, form: ApiKeyCreateForm, *, status: int = 20
 
 
 @login_required
-def keys(request: HttpRequest) -> HttpResponse:
+def keys(request: AuthenticatedRequest) -> HttpResponse:
     if request.method != "POST":
         return _keys_page(request, ApiKeyCreateForm())
     form = ApiKeyCreateForm(request.POST)
@@ -164,7 +165,7 @@ def keys(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def key_rename(request: HttpRequest, key_id: int) -> HttpResponse:
+def key_rename(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
     api_key = _own_key(request, key_id)
     form = ApiKeyRenameForm(request.POST)
     if form.is_valid():
@@ -177,7 +178,7 @@ def key_rename(request: HttpRequest, key_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+def key_revoke(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
     api_key = _own_key(request, key_id)
     services.api_key_revoke(api_key=api_key)
     messages.success(request, f"Key “{api_key.name}” revoked. Requests using it are now rejected.")
@@ -186,7 +187,7 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def key_rotate(request: HttpRequest, key_id: int) -> HttpResponse:
+def key_rotate(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
     api_key = _own_key(request, key_id)
     try:
         _, raw_key = services.api_key_rotate(api_key=api_key)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from inference.models import RegisteredModel, UsageRecord
+from inference.models import RegisteredModel
 from inference.runtime import get_manager
 
 
@@ -40,32 +40,3 @@ class RegisteredModelAdmin(admin.ModelAdmin):
     @admin.display(description="State in this process")
     def load_state(self, obj: RegisteredModel) -> str:
         return get_manager().state().get(obj.name, {}).get("state", "unloaded")
-
-
-@admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
-    """Read-only: usage is what happened."""
-
-    list_display = [
-        "created_at",
-        "user",
-        "api_key",
-        "endpoint",
-        "model",
-        "status_code",
-        "prompt_tokens",
-        "completion_tokens",
-        "latency_ms",
-        "ttft_ms",
-        "cached",
-    ]
-    list_filter = ["endpoint", "model", "status_code", "cached", "streamed"]
-    list_select_related = ["user", "api_key"]
-    search_fields = ["user__email", "request_id", "model"]
-    date_hierarchy = "created_at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

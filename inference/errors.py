@@ -17,6 +17,7 @@ from inference.engine.types import (
     Overloaded,
     UpstreamError,
 )
+from usage.metering import LimitExceeded
 
 
 class ApiError(Exception):
@@ -68,6 +69,12 @@ def from_api_key_rejection(exc: ApiKeyRejected) -> ApiError:
     if exc.status == 403:
         return ApiError(str(exc), status=403, type="permission_error", code=exc.code)
     return ApiError(str(exc), status=401, type="invalid_request_error", code="invalid_api_key")
+
+
+def from_limit_exceeded(exc: LimitExceeded) -> ApiError:
+    """429: `rate_limit_exceeded` (type `requests`) or `insufficient_quota`, with Retry-After."""
+    error_type = "insufficient_quota" if exc.code == "insufficient_quota" else "requests"
+    return ApiError(exc.message, status=429, type=error_type, code=exc.code, headers=exc.headers)
 
 
 def from_engine_error(exc: EngineError, *, model: str = "") -> ApiError:

@@ -1,55 +1,17 @@
-"""Prometheus metrics. Counters and histograms are updated as requests finish; model state,
-queue depth and batch size are read from the model manager when /metrics is scraped.
-
-With several worker processes set PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess
-mode) so /metrics aggregates all of them.
-"""
+"""Engine gauges for /metrics: model load state, queue depth and running batch size, read from the
+process's model manager when the page is scraped."""
 
 from __future__ import annotations
 
-import os
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
-
-REQUESTS = Counter("llmos_requests_total", "Inference requests", ["endpoint", "model", "status"])
-TOKENS = Counter("llmos_tokens_total", "Tokens processed", ["model", "direction"])
-LATENCY = Histogram(
-    "llmos_request_latency_seconds", "End-to-end request latency", ["endpoint", "model"], buckets=LATENCY_BUCKETS
-)
-TTFT = Histogram("llmos_time_to_first_token_seconds", "Time to first token", ["model"], buckets=TTFT_BUCKETS)
-
-
-def observe_request(
-    *,
-    endpoint: str,
-    model: str,
-    status: int,
-    prompt_tokens: int,
-    completion_tokens: int,
-    latency_s: float,
-    ttft_s: float | None,
-) -> None:
-    model = model or "-"
-    REQUESTS.labels(endpoint, model, str(status)).inc()
-    if prompt_tokens:
-        TOKENS.labels(model, "in").inc(prompt_tokens)
-    if completion_tokens:
-        TOKENS.labels(model, "out").inc(completion_tokens)
-    LATENCY.labels(endpoint, model).observe(latency_s)
-    if ttft_s is not None:
-        TTFT.labels(model).observe(ttft_s)
+from inference.runtime import get_manager
 
 
 class EngineCollector:
     """Model load state, queue depth and running batch size, read at scrape time."""
 
     def collect(self):
-        from inference.runtime import get_manager
-
         state = GaugeMetricFamily("llmos_model_loaded", "1 if the model is loaded and ready", labels=["model", "state"])
         queue = GaugeMetricFamily("llmos_queue_depth", "Requests waiting for a batch slot", labels=["model"])
         running = GaugeMetricFamily("llmos_running_batch_size", "Sequences in the running batch", labels=["model"])
@@ -58,20 +20,3 @@ class EngineCollector:
             queue.add_metric([name], float(info.get("queue_depth", 0)))
             running.add_metric([name], float(info.get("running", 0)))
         yield from (state, queue, running)
-
-
-def exposition() -> bytes:
-    """The metrics page in Prometheus text format."""
-    from prometheus_client import REGISTRY
-
-    registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    output = generate_latest(registry)
-    engine_registry = CollectorRegistry()
-    engine_registry.register(EngineCollector())
-    return output + generate_latest(engine_registry)

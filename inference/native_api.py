@@ -3,17 +3,20 @@ OpenAI format. Async DRF views (adrf), authenticated with API keys, in the OpenA
 
 from __future__ import annotations
 
+import logging
+
 from adrf.views import APIView
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 
 from accounts.authentication import ApiKeyAuthentication
+from accounts.caller import Caller
 from inference import services, tasks
-from inference.errors import ApiError
-from inference.metering import RequestMeter
+from inference.errors import ApiError, from_limit_exceeded
 from inference.serializers import (
     AskResponseSerializer,
     AskSerializer,
@@ -22,6 +25,9 @@ from inference.serializers import (
     GenerateResponseSerializer,
     GenerateSerializer,
 )
+from usage.metering import LimitExceeded, RequestMeter, metered
+
+logger = logging.getLogger(__name__)
 
 
 class TaskError(APIException):
@@ -43,16 +49,16 @@ ERRORS = {
 
 
 class TaskView(APIView):
-    """Base of the task endpoints: key auth, the caller's limits, usage, then `run()`."""
+    """Base of the task endpoints: key auth, then `run()` inside `metered()` (limits and usage)."""
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated]
-    request_serializer = None
+    request_serializer: type[Serializer]
     model_kind = "chat"
     default_model_setting = "DEFAULT_CHAT_MODEL"
     endpoint = ""
 
-    async def run(self, data: dict, model: str, caller: services.Caller) -> dict:
+    async def run(self, data: dict, model: str, caller: Caller) -> dict:
         raise NotImplementedError
 
     def handle_exception(self, exc):
@@ -62,24 +68,29 @@ class TaskView(APIView):
         return response
 
     async def post(self, request):
-        meter = RequestMeter(endpoint=self.endpoint, request_id=getattr(request, "request_id", ""))
-        meter.caller = services.Caller.for_key(request.auth)
+        meter: RequestMeter | None = None
         try:
-            await meter.admit()
-            serializer = self.request_serializer(data=request.data)
-            if not serializer.is_valid():
-                await meter.finish(status=400, error_code="invalid_request")
-                raise ValidationError(serializer.errors)
-            data = serializer.validated_data
-            meter.model = data.get("model") or getattr(settings, self.default_model_setting)
-            spec = await services.resolve_model(meter.model, caller=meter.caller, kind=self.model_kind)
-            result = await self.run(data, spec.name, meter.caller)
+            async with metered(self.endpoint, request_id=getattr(request, "request_id", "")) as meter:
+                meter.caller = Caller.for_key(request.auth)
+                await meter.admit()
+                serializer = self.request_serializer(data=request.data)
+                if not serializer.is_valid():
+                    raise ValidationError(serializer.errors)
+                data = serializer.validated_data
+                meter.model = data.get("model") or getattr(settings, self.default_model_setting)
+                spec = await services.model_for_caller(meter.model, caller=meter.caller, kind=self.model_kind)
+                result = await self.run(data, spec.name, meter.caller)
+                meter.prompt_tokens = result.get("prompt_tokens", 0)
+                meter.completion_tokens = result.get("completion_tokens", 0)
+        except LimitExceeded as exc:
+            raise TaskError(from_limit_exceeded(exc), headers={}) from exc
         except ApiError as exc:
-            await meter.finish(status=exc.status, error_code=exc.code or exc.type)
-            raise TaskError(exc, headers=meter.rate_limit_headers) from exc
-        meter.prompt_tokens = result.get("prompt_tokens", 0)
-        meter.completion_tokens = result.get("completion_tokens", 0)
-        await meter.finish(status=200)
+            raise TaskError(exc, headers=meter.rate_limit_headers if meter else {}) from exc
+        except APIException:
+            raise
+        except Exception as exc:
+            logger.exception("unhandled error in %s", request.path)
+            raise APIException("The server had an error while processing your request.") from exc
         return Response(result, headers=meter.rate_limit_headers)
 
 

@@ -11,53 +11,56 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from functools import wraps
+from typing import TypedDict
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import bearer_token, client_ip
+from accounts.caller import Caller
 from accounts.exceptions import ApiKeyRejected
 from accounts.services import aapi_key_authenticate
 from inference import openai_format as fmt
 from inference import response_cache, services
 from inference.engine.types import EngineError, GenerationRequest
-from inference.errors import ApiError, from_api_key_rejection, from_engine_error, invalid
-from inference.metering import RequestMeter
+from inference.errors import ApiError, from_api_key_rejection, from_engine_error, from_limit_exceeded, invalid
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer, validated
+from usage.metering import LimitExceeded, RequestMeter, metered
 
 logger = logging.getLogger(__name__)
 
 
 def openai_endpoint(endpoint: str, *methods: str) -> Callable:
-    """Wrap an async /v1 view `view(request, meter)`: method check, CSRF exemption, ApiError ->
-    OpenAI error JSON, rate-limit headers, and usage for every outcome (streams finish their own)."""
+    """Wrap an async /v1 view `view(request, meter)` in `metered()`: method check, CSRF exemption,
+    domain errors -> OpenAI error JSON, rate-limit headers. Streams finish their own meter."""
 
     def decorate(view):
         @wraps(view)
-        async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            meter = RequestMeter(endpoint=endpoint, request_id=getattr(request, "request_id", ""))
+        async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
+            meter: RequestMeter | None = None
             try:
-                if request.method not in methods:
-                    raise ApiError(
-                        f"Method {request.method} is not allowed for {request.path}.",
-                        status=405,
-                        code="method_not_allowed",
-                        headers={"Allow": ", ".join(methods)},
-                    )
-                response = await view(request, meter, *args, **kwargs)
-                if not meter.streamed:
-                    await meter.finish(status=response.status_code)
+                async with metered(endpoint, request_id=getattr(request, "request_id", "")) as meter:
+                    if request.method not in methods:
+                        raise ApiError(
+                            f"Method {request.method} is not allowed for {request.path}.",
+                            status=405,
+                            code="method_not_allowed",
+                            headers={"Allow": ", ".join(methods)},
+                        )
+                    response = await view(request, meter, *args, **kwargs)
+                    meter.status = response.status_code
+            except LimitExceeded as exc:
+                response = from_limit_exceeded(exc).response()
             except ApiError as exc:
                 response = exc.response()
-                await meter.finish(status=exc.status, error_code=exc.code or exc.type)
             except Exception:
                 logger.exception("unhandled error in %s", request.path)
                 response = ApiError(
                     "The server had an error while processing your request.", status=500, type="server_error"
                 ).response()
-                await meter.finish(status=500, error_code="server_error")
-            for name, value in meter.rate_limit_headers.items():
+            for name, value in (meter.rate_limit_headers if meter else {}).items():
                 response.headers.setdefault(name, value)
             return response
 
@@ -66,7 +69,7 @@ def openai_endpoint(endpoint: str, *methods: str) -> Callable:
     return decorate
 
 
-async def authenticate(request: HttpRequest, meter: RequestMeter) -> services.Caller:
+async def authenticate(request: HttpRequest, meter: RequestMeter) -> Caller:
     """Resolve the API key, then count the request against the caller's rate limits."""
     raw_key = bearer_token(request)
     if raw_key is None:
@@ -79,7 +82,7 @@ async def authenticate(request: HttpRequest, meter: RequestMeter) -> services.Ca
         api_key = await aapi_key_authenticate(raw_key=raw_key, client_ip=client_ip(request))
     except ApiKeyRejected as exc:
         raise from_api_key_rejection(exc) from exc
-    meter.caller = services.Caller.for_key(api_key)
+    meter.caller = Caller.for_key(api_key)
     await meter.admit()
     return meter.caller
 
@@ -117,22 +120,33 @@ def _model_object(spec) -> dict:
 
 
 @openai_endpoint("models", "GET")
-async def models_list(request: HttpRequest, meter: RequestMeter) -> HttpResponse:
+async def models_list(request: HttpRequest, meter: RequestMeter) -> HttpResponseBase:
     caller = await authenticate(request, meter)
-    specs = await services.visible_models(caller)
+    specs = await services.models_for_caller(caller)
     return JsonResponse({"object": "list", "data": [_model_object(spec) for spec in specs]})
 
 
 @openai_endpoint("models", "GET")
-async def model_detail(request: HttpRequest, meter: RequestMeter, model_id: str) -> HttpResponse:
+async def model_detail(request: HttpRequest, meter: RequestMeter, model_id: str) -> HttpResponseBase:
     caller = await authenticate(request, meter)
-    for spec in await services.visible_models(caller):
+    for spec in await services.models_for_caller(caller):
         if spec.name == model_id:
             return JsonResponse(_model_object(spec))
     raise ApiError(f"The model '{model_id}' does not exist", status=404, param="model", code="model_not_found")
 
 
 # --- chat and text completions ---------------------------------------------------------------------
+
+
+class _ChunkFields(TypedDict):
+    """What every chunk of one stream shares, besides its delta or text."""
+
+    id: str
+    created: int
+    model: str
+    index: int
+    finish_reason: str | None
+    with_usage_field: bool
 
 
 class StreamFormat:
@@ -143,14 +157,14 @@ class StreamFormat:
         self.created = fmt.now()
 
     def _chunk(self, index: int, *, delta: dict, text: str, finish_reason: str | None) -> bytes:
-        common = {
-            "id": self.id,
-            "created": self.created,
-            "model": self.model,
-            "index": index,
-            "finish_reason": finish_reason,
-            "with_usage_field": self.include_usage,
-        }
+        common = _ChunkFields(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            index=index,
+            finish_reason=finish_reason,
+            with_usage_field=self.include_usage,
+        )
         if self.chat:
             return fmt.sse(fmt.chat_chunk(delta=delta, **common))
         return fmt.sse(fmt.completion_chunk(text=text, **common))
@@ -184,7 +198,7 @@ async def _completion_events(generation, primed, *, stream: StreamFormat, meter:
         if stream.chat:
             for index in range(len(primed)):
                 yield stream.role(index)
-        async with contextlib.aclosing(services.merged_deltas(generation, primed)) as deltas:
+        async with contextlib.aclosing(services.generation_deltas(generation, primed)) as deltas:
             async for index, delta in deltas:
                 meter.completion_tokens = generation.total_completion_tokens
                 if delta.text:
@@ -202,8 +216,6 @@ async def _completion_events(generation, primed, *, stream: StreamFormat, meter:
         raise
     finally:
         meter.completion_tokens = generation.total_completion_tokens
-        if meter.client_disconnected:
-            error_code = "client_disconnected"
         await meter.finish(status=200, error_code=error_code)
     yield fmt.SSE_DONE
 
@@ -220,10 +232,10 @@ async def _cached_events(cached: dict, *, stream: StreamFormat) -> AsyncIterator
     yield fmt.SSE_DONE
 
 
-async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bool) -> HttpResponse:
+async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bool) -> HttpResponseBase:
     caller = await authenticate(request, meter)
     data = validated(ChatCompletionSerializer if chat else CompletionSerializer, json_body(request))
-    spec = await services.resolve_model(data["model"], caller=caller, kind="chat")
+    spec = await services.model_for_caller(data["model"], caller=caller, kind="chat")
     meter.model = spec.name
     params = services.sampling_params(data, plan=caller.plan)
     if chat:
@@ -249,14 +261,14 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
             return event_stream(_cached_events(cached, stream=stream))
         return JsonResponse(_completion_body(chat, response_id, spec.name, cached))
 
-    generation, primed = await services.start_generation(model=spec.name, request=generation_request, n=n)
+    generation, primed = await services.generation_start(model=spec.name, request=generation_request, n=n)
     meter.first_token()
     meter.prompt_tokens = generation.prompt_tokens
     if stream:
-        meter.streamed = True
+        meter.hand_over()
         return event_stream(_completion_events(generation, primed, stream=stream, meter=meter))
     try:
-        choices = await services.collect_choices(generation, primed)
+        choices = await services.generation_collect(generation, primed)
     except EngineError as exc:
         raise from_engine_error(exc, model=spec.name) from exc
     finally:
@@ -267,7 +279,12 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
         "completion_tokens": generation.total_completion_tokens,
     }
     if cacheable:
-        await response_cache.store(key, **result)
+        await response_cache.store(
+            key,
+            choices=choices,
+            prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.total_completion_tokens,
+        )
     return JsonResponse(_completion_body(chat, response_id, spec.name, result))
 
 
@@ -284,12 +301,12 @@ def _completion_body(chat: bool, response_id: str, model: str, result: dict) -> 
 
 
 @openai_endpoint("chat.completions", "POST")
-async def chat_completions(request: HttpRequest, meter: RequestMeter) -> HttpResponse:
+async def chat_completions(request: HttpRequest, meter: RequestMeter) -> HttpResponseBase:
     return await _run_completion(request, meter, chat=True)
 
 
 @openai_endpoint("completions", "POST")
-async def completions(request: HttpRequest, meter: RequestMeter) -> HttpResponse:
+async def completions(request: HttpRequest, meter: RequestMeter) -> HttpResponseBase:
     return await _run_completion(request, meter, chat=False)
 
 
@@ -297,12 +314,12 @@ async def completions(request: HttpRequest, meter: RequestMeter) -> HttpResponse
 
 
 @openai_endpoint("embeddings", "POST")
-async def embeddings(request: HttpRequest, meter: RequestMeter) -> HttpResponse:
+async def embeddings(request: HttpRequest, meter: RequestMeter) -> HttpResponseBase:
     caller = await authenticate(request, meter)
     data = validated(EmbeddingSerializer, json_body(request))
-    spec = await services.resolve_model(data["model"], caller=caller, kind="embedding")
+    spec = await services.model_for_caller(data["model"], caller=caller, kind="embedding")
     meter.model = spec.name
-    result = await services.embed(model=spec.name, texts=data["input"])
+    result = await services.embeddings_create(model=spec.name, texts=data["input"])
     meter.prompt_tokens = result.prompt_tokens
     meter.first_token()
     dimensions = data.get("dimensions")
@@ -322,5 +339,5 @@ async def embeddings(request: HttpRequest, meter: RequestMeter) -> HttpResponse:
 
 
 @openai_endpoint("unknown", "GET", "POST", "PUT", "PATCH", "DELETE")
-async def not_found(request: HttpRequest, meter: RequestMeter, rest: str = "") -> HttpResponse:
+async def not_found(request: HttpRequest, meter: RequestMeter, rest: str = "") -> HttpResponseBase:
     raise ApiError(f"Unknown request URL: {request.method} {request.path}.", status=404, code="unknown_url")

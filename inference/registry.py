@@ -24,8 +24,8 @@ _cached: tuple[float, dict[str, ModelSpec]] | None = None
 def spec_for(row: RegisteredModel) -> ModelSpec:
     return ModelSpec(
         name=row.name,
-        kind=row.kind,
-        backend=row.backend,
+        kind=row.kind,  # type: ignore[arg-type]  # the model field's choices are the Literal's values
+        backend=row.backend,  # type: ignore[arg-type]
         source=row.source,
         upstream_url=row.upstream_url,
         upstream_api_key=row.upstream_api_key,

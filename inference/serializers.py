@@ -140,7 +140,7 @@ class SamplingSerializer(serializers.Serializer):
 
 
 class ChatCompletionSerializer(SamplingSerializer):
-    messages = MessageSerializer(many=True, allow_empty=False, max_length=1000)
+    messages = MessageSerializer(many=True, allow_empty=False, max_length=1000)  # type: ignore[call-arg]  # ListSerializer's
     max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
     response_format = serializers.DictField(required=False, allow_null=True)
     tools = serializers.ListField(required=False, allow_null=True)
@@ -235,7 +235,7 @@ class GenerateResponseSerializer(serializers.Serializer):
 
 class AskSerializer(serializers.Serializer):
     question = StrictCharField(max_length=10_000)
-    context = StrictCharField(required=False, allow_blank=True, max_length=MAX_TEXT_CHARS)
+    context = StrictCharField(required=False, allow_blank=True, max_length=MAX_TEXT_CHARS)  # type: ignore[assignment]
     model = StrictCharField(required=False, max_length=200)
     max_length = StrictIntegerField(required=False, default=128, min_value=1, max_value=2048)
 
@@ -268,12 +268,12 @@ class ClassifySerializer(serializers.Serializer):
 
 
 class LabelScoreSerializer(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
     score = serializers.FloatField()
 
 
 class ClassifyResponseSerializer(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
     scores = LabelScoreSerializer(many=True)
     model = serializers.CharField()
     prompt_tokens = serializers.IntegerField()

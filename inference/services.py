@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 
-from accounts.models import ApiKey, Plan, User
+from accounts.caller import Caller
+from accounts.models import Plan
 from inference import errors
 from inference.engine.types import EngineError, GenerationRequest, SamplingParams, TextDelta
 from inference.registry import aenabled_specs
@@ -18,31 +19,15 @@ from inference.runtime import current_manager
 
 DEFAULT_MAX_TOKENS = 256
 
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking: the user, the key they used (None for session users) and their plan."""
-
-    user: User
-    api_key: ApiKey | None
-    plan: Plan | None
-
-    @classmethod
-    def for_key(cls, api_key: ApiKey) -> Caller:
-        return cls(user=api_key.user, api_key=api_key, plan=api_key.user.plan)
-
-    def may_use(self, model_name: str) -> bool:
-        if self.api_key is not None and not self.api_key.allows_model(model_name):
-            return False
-        return self.plan is None or self.plan.allows_model(model_name)
+TextStream = AsyncGenerator[TextDelta, None]  # what TextGenerator.stream() returns
 
 
-async def visible_models(caller: Caller) -> list:
+async def models_for_caller(caller: Caller) -> list:
     specs = await aenabled_specs()
     return [spec for name, spec in sorted(specs.items()) if caller.may_use(name)]
 
 
-async def resolve_model(name: str, *, caller: Caller, kind: str):
+async def model_for_caller(name: str, *, caller: Caller, kind: str):
     """The spec of an enabled model this caller may use, of the right kind, or an ApiError."""
     spec = (await aenabled_specs()).get(name)
     if spec is None:
@@ -99,7 +84,7 @@ class Generation:
         return sum(self.completion_tokens)
 
 
-async def _prime(stream: AsyncIterator[TextDelta]) -> tuple[TextDelta, AsyncIterator[TextDelta]]:
+async def _prime(stream: TextStream) -> tuple[TextDelta, TextStream]:
     """Wait for the first delta, so queueing and validation errors surface before any byte is sent."""
     try:
         first = await anext(stream)
@@ -110,9 +95,9 @@ async def _prime(stream: AsyncIterator[TextDelta]) -> tuple[TextDelta, AsyncIter
     return first, stream
 
 
-async def start_generation(
+async def generation_start(
     *, model: str, request: GenerationRequest, n: int
-) -> tuple[Generation, list[tuple[TextDelta, AsyncIterator[TextDelta]]]]:
+) -> tuple[Generation, list[tuple[TextDelta, TextStream]]]:
     """Start n choices of a generation; raise ApiError for anything that fails before the first token."""
     manager = await current_manager()
     try:
@@ -131,9 +116,9 @@ async def start_generation(
     return generation, primed
 
 
-async def merged_deltas(
-    generation: Generation, primed: list[tuple[TextDelta, AsyncIterator[TextDelta]]]
-) -> AsyncIterator[tuple[int, TextDelta]]:
+async def generation_deltas(
+    generation: Generation, primed: list[tuple[TextDelta, TextStream]]
+) -> AsyncGenerator[tuple[int, TextDelta], None]:
     """(choice index, delta) from all choices as they arrive. Closing this closes every stream."""
     if len(primed) == 1:  # the common case: no tasks, no queue
         first, stream = primed[0]
@@ -150,7 +135,7 @@ async def merged_deltas(
 
     queue: asyncio.Queue = asyncio.Queue()
 
-    async def drain(index: int, first: TextDelta, stream: AsyncIterator[TextDelta]) -> None:
+    async def drain(index: int, first: TextDelta, stream: TextStream) -> None:
         try:
             await queue.put((index, first))
             if first.finish_reason is None:
@@ -178,11 +163,11 @@ async def merged_deltas(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def collect_choices(generation: Generation, primed) -> list[tuple[str, str]]:
+async def generation_collect(generation: Generation, primed) -> list[tuple[str, str]]:
     """Run started choices to the end: [(text, finish_reason)] per choice."""
     texts: list[list[str]] = [[] for _ in primed]
     reasons: list[str] = ["stop"] * len(primed)
-    async with contextlib.aclosing(merged_deltas(generation, primed)) as deltas:
+    async with contextlib.aclosing(generation_deltas(generation, primed)) as deltas:
         async for index, delta in deltas:
             texts[index].append(delta.text)
             if delta.finish_reason is not None:
@@ -190,18 +175,16 @@ async def collect_choices(generation: Generation, primed) -> list[tuple[str, str
     return [("".join(parts), reason) for parts, reason in zip(texts, reasons, strict=True)]
 
 
-async def generate_choices(
-    *, model: str, request: GenerationRequest, n: int
-) -> tuple[Generation, list[tuple[str, str]]]:
+async def generation_run(*, model: str, request: GenerationRequest, n: int) -> tuple[Generation, list[tuple[str, str]]]:
     """Start and finish n choices; returns usage and [(text, finish_reason)] per choice."""
-    generation, primed = await start_generation(model=model, request=request, n=n)
+    generation, primed = await generation_start(model=model, request=request, n=n)
     try:
-        return generation, await collect_choices(generation, primed)
+        return generation, await generation_collect(generation, primed)
     except EngineError as exc:
         raise errors.from_engine_error(exc, model=model) from exc
 
 
-async def embed(*, model: str, texts: list[str]):
+async def embeddings_create(*, model: str, texts: list[str]):
     manager = await current_manager()
     try:
         embedder = await manager.get_embedder(model)

@@ -22,7 +22,7 @@ async def generate(*, model: str, prompt: str, max_tokens: int, temperature: flo
         request = GenerationRequest(params=params, prompt=prompt)
     else:
         request = GenerationRequest(params=params, messages=({"role": "user", "content": prompt},))
-    generation, choices = await services.generate_choices(model=model, request=request, n=1)
+    generation, choices = await services.generation_run(model=model, request=request, n=1)
     text, finish_reason = choices[0]
     return {
         "text": text,
@@ -39,7 +39,7 @@ async def ask(*, model: str, question: str, context: str, max_tokens: int):
         params=SamplingParams(max_tokens=max_tokens, temperature=0.0),
         messages=({"role": "system", "content": ASK_SYSTEM_PROMPT}, {"role": "user", "content": user_message}),
     )
-    generation, choices = await services.generate_choices(model=model, request=request, n=1)
+    generation, choices = await services.generation_run(model=model, request=request, n=1)
     return {
         "answer": choices[0][0].strip(),
         "model": model,
@@ -69,7 +69,7 @@ def label_scores(similarities: list[float], *, multi_label: bool) -> list[float]
 async def classify(*, model: str, text: str, labels: list[str], hypothesis_template: str, multi_label: bool):
     """Zero-shot classification: similarity of the text to one hypothesis sentence per label."""
     hypotheses = [hypothesis_template.format(label) for label in labels]
-    result = await services.embed(model=model, texts=[text, *hypotheses])
+    result = await services.embeddings_create(model=model, texts=[text, *hypotheses])
     text_vector, label_vectors = result.vectors[0], result.vectors[1:]
     scores = label_scores([cosine_similarity(text_vector, vector) for vector in label_vectors], multi_label=multi_label)
     ranked = sorted(zip(labels, scores, strict=True), key=lambda pair: pair[1], reverse=True)

@@ -39,8 +39,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "llmos_portal",
     "accounts",
     "inference",
+    "usage",
     "playground",
 ]
 

@@ -1,31 +1,38 @@
+"""The URL map: pages people use, the APIs programs call, and what operators and monitors read."""
+
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from accounts.urls import api_urls as account_api_urls
-from accounts.urls import page_urls as account_page_urls
-from inference import dashboard
+from accounts import urls as accounts_urls
 from inference.urls import native_urls, openai_urls
-from inference.usage_api import UsageView
 from llmos_portal import views
+from usage import urls as usage_urls
+
+console_urls: list[URLPattern | URLResolver] = [*accounts_urls.console_urls, *usage_urls.console_urls]
+portal_api_urls: list[URLPattern | URLResolver] = [*accounts_urls.api_urls, *usage_urls.api_urls]
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
+    # Pages: sign-up and login, the console (keys, usage), the playground.
+    path("", include(accounts_urls.page_urls)),
+    path("console/", include(console_urls)),
+    path("playground/", include("playground.urls")),
+    # The inference APIs, with API keys: OpenAI-compatible and native tasks.
+    path("v1/", include(openai_urls)),
+    path("api/v1/", include(native_urls)),
+    # The portal's own JSON API (JWT or session) and its OpenAPI schema.
+    path("api/", include(portal_api_urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Operators and monitors.
+    # Usage rows moved from the inference app to usage/: old admin bookmarks still work.
+    path("admin/inference/usagerecord/", RedirectView.as_view(url="/admin/usage/usagerecord/", query_string=True)),
+    path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
-    path("console/usage/", dashboard.usage_page, name="usage"),
-    path("console/usage/export.csv", dashboard.usage_export, name="usage-export"),
-    path("console/operators/usage/", dashboard.operator_overview, name="operator-usage"),
-    path("api/usage/", UsageView.as_view(), name="api-usage"),
-    path("v1/", include(openai_urls)),
-    path("api/v1/", include(native_urls)),
-    path("api/", include(account_api_urls)),
-    path("playground/", include("playground.urls")),
-    path("", include(account_page_urls)),
 ]

@@ -36,7 +36,8 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
     )
-    response._has_been_logged = True  # "not ready yet" is an answer, not a server error to log
+    # "not ready yet" is an answer, not a server error for django.request to log
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
 
 
@@ -54,8 +55,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format, for staff sessions or `Authorization: Bearer $METRICS_TOKEN`."""
     from prometheus_client import CONTENT_TYPE_LATEST
 
-    from inference.metrics import exposition
+    from inference.metrics import EngineCollector
+    from usage.metrics import exposition
 
     if not _may_read_metrics(request):
         return HttpResponse("Forbidden: staff or the metrics token only.\n", status=403, content_type="text/plain")
-    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(exposition(EngineCollector()), content_type=CONTENT_TYPE_LATEST)

@@ -4,12 +4,22 @@ from django.contrib import admin
 
 from playground.models import Conversation, Message
 
+MESSAGE_FIELDS = (
+    "role",
+    "content",
+    "prompt_tokens",
+    "completion_tokens",
+    "tokens_per_s",
+    "finish_reason",
+    "created_at",
+)
+
 
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
-    fields = ["role", "content", "prompt_tokens", "completion_tokens", "tokens_per_s", "finish_reason", "created_at"]
-    readonly_fields = fields
+    fields = MESSAGE_FIELDS
+    readonly_fields = MESSAGE_FIELDS
 
 
 @admin.register(Conversation)

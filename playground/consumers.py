@@ -1,35 +1,11 @@
 """The playground websocket, `ws/playground/`. Thin: frame checks and caps here, the work in
 playground.generation.
 
+The protocol (frames, events, error codes) is documented in one place: docs/playground.md.
+
 The ASGI stack wraps it in AllowedHostsOriginValidator (the Origin must match ALLOWED_HOSTS) and
 AuthMiddlewareStack (the Django session). Anonymous sockets get an `error` event
 `not_authenticated` and are closed with code 4401.
-
-Protocol (JSON text frames, at most PLAYGROUND_MAX_MESSAGE_BYTES, default 64 KiB):
-
-client -> server
-  {"type": "generate", "mode": "chat" | "completion", "model": str, "conversation_id"?: int | null,
-   "messages": [{"role", "content"}, ...] (chat; the last one the user's) | "prompt": str (completion),
-   "system"?: str, "params"?: {"temperature", "top_p", "max_tokens", "stop", "seed"}}
-  {"type": "stop"}          cancel the running generation on the server
-  {"type": "ping"}          answered with {"type": "pong"}
-
-server -> client
-  {"type": "ready", "max_message_bytes"}                       once, after connecting
-  {"type": "started", "conversation_id", "conversation_title", "generation_id", "model", "max_tokens"}
-  {"type": "token", "text", "index"}                            in order, index 0, 1, 2, ...
-  {"type": "done", "finish_reason", "usage": {"prompt_tokens", "completion_tokens", "total_tokens"},
-   "tokens_per_s", "conversation_id", "message_id", "generation_id"}
-  {"type": "stopped", "usage" (null if stopped before the first token), "tokens_per_s", "conversation_id",
-   "generation_id"}
-  {"type": "error", "code", "message", "status", "param"?, "retry_after"?}
-
-Each generate ends with exactly one of done, stopped or error. One generation runs per socket at a
-time (`generation_in_progress`), and at most PLAYGROUND_MAX_CONCURRENT_PER_USER (default 2) per
-user across the user's sockets in this process (`too_many_generations`). Error codes also include
-not_found (someone else's or a deleted conversation), model_not_found, rate_limit_exceeded,
-insufficient_quota, invalid_request_error, message_too_large, invalid_json, invalid_message,
-overloaded and server_error.
 """
 
 from __future__ import annotations

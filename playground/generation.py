@@ -2,7 +2,7 @@
 
 The consumer stays thin: it parses frames, enforces the per-socket and per-user caps, and runs
 `run_generation` in a task. This module validates the request with the /v1 serializers, applies
-the caller's plan limits and records usage through the same RequestMeter as the API, saves the
+the caller's plan limits and records usage through the same `metered()` as the API, saves the
 turns, and streams events through the `send` callback it is given.
 
 Stopping is task cancellation: cancelling the task closes the engine stream (through
@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from accounts.caller import Caller
 from accounts.models import User
 from inference import services as inference_services
 from inference.engine.types import EngineError, GenerationRequest
-from inference.errors import ApiError, from_engine_error, invalid
-from inference.metering import RequestMeter
+from inference.errors import ApiError, from_engine_error, from_limit_exceeded, invalid
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, validated
 from playground import selectors, services
 from playground.models import Conversation, Message
+from usage.metering import LimitExceeded, RequestMeter, metered
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +212,165 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
     }
 
 
+class PlaygroundGeneration:
+    """The steps of one generation; `run_generation` strings them together inside `metered()`."""
+
+    def __init__(self, *, control: GenerationControl, send: Send, meter: RequestMeter):
+        self.control = control
+        self.send = send
+        self.meter = meter
+        self.conversation: Conversation | None = None
+        self.generation: inference_services.Generation | None = None
+        self.parts: list[str] = []
+        self.started_at = time.perf_counter()
+
+    async def emit(self, event: dict) -> None:
+        if self.control.disconnected:
+            return
+        try:
+            await self.send(event)
+        except Exception:  # the socket went away under us: keep settling usage
+            logger.debug("could not send %s event", event.get("type"), exc_info=True)
+
+    # ---- the steps, in order ---------------------------------------------------------------
+    async def admit(self, user_id: int) -> User:
+        """Load the user with their plan and count the request against their limits."""
+        user = await database_sync_to_async(_user_with_plan)(user_id)
+        self.meter.caller = Caller.for_user(user)
+        await self.meter.admit()
+        return user
+
+    async def prepare(
+        self, user: User, payload: dict
+    ) -> tuple[GenerateCommand, GenerationRequest, Conversation | None]:
+        """Validate the message, resolve the model and check the conversation belongs to the user."""
+        command = parse_generate(payload)
+        caller = self.meter.caller
+        assert caller is not None, "admit() comes first"
+        spec = await inference_services.model_for_caller(command.model, caller=caller, kind="chat")
+        self.meter.model = spec.name
+        request = command.generation_request(plan=caller.plan)
+        existing = await database_sync_to_async(_check_conversation)(user, command.conversation_id)
+        return command, request, existing
+
+    async def start(
+        self, user: User, command: GenerateCommand, request: GenerationRequest, existing: Conversation | None
+    ) -> list:
+        """Start the model, then save the user's turn and announce `started`."""
+        self.started_at = time.perf_counter()
+        generation, primed = await inference_services.generation_start(model=self.meter.model, request=request, n=1)
+        self.generation = generation
+        self.meter.first_token()
+        self.meter.prompt_tokens = generation.prompt_tokens
+        self.meter.streamed = True
+        try:  # until generation_deltas runs, closing the primed stream is up to us
+            self.conversation = await database_sync_to_async(_open_conversation)(
+                user, existing, command, self.meter.model
+            )
+            await self.emit(
+                {
+                    "type": "started",
+                    "conversation_id": self.conversation.pk,
+                    "conversation_title": self.conversation.title,
+                    "generation_id": self.control.generation_id,
+                    "model": self.meter.model,
+                    "max_tokens": request.params.max_tokens,
+                }
+            )
+        except BaseException:
+            for _, stream in primed:
+                await stream.aclose()
+            raise
+        return primed
+
+    async def stream_tokens(self, primed: list) -> str:
+        """Send each token as it comes; returns the finish reason."""
+        assert self.generation is not None
+        finish_reason = "stop"
+        index = 0
+        async with contextlib.aclosing(inference_services.generation_deltas(self.generation, primed)) as deltas:
+            async for _, delta in deltas:
+                self.meter.completion_tokens = self.generation.total_completion_tokens
+                if delta.text:
+                    self.parts.append(delta.text)
+                    await self.emit({"type": "token", "text": delta.text, "index": index})
+                    index += 1
+                if delta.finish_reason is not None:
+                    finish_reason = delta.finish_reason
+        return finish_reason
+
+    async def done(self, finish_reason: str) -> dict:
+        """Save the reply; the `done` event."""
+        assert self.generation is not None and self.conversation is not None
+        self.control.finishing = True
+        rate = self.tokens_per_s()
+        message_id = await self.save_reply(finish_reason, rate)
+        return {
+            "type": "done",
+            "finish_reason": finish_reason,
+            "usage": _usage(self.generation.prompt_tokens, self.generation.total_completion_tokens),
+            "tokens_per_s": rate,
+            "conversation_id": self.conversation.pk,
+            "message_id": message_id,
+            "generation_id": self.control.generation_id,
+        }
+
+    # ---- the other endings ----------------------------------------------------------------
+    async def failed_mid_stream(self, exc: EngineError) -> dict:
+        """Keep what was generated, record the failure, say what happened."""
+        logger.warning("playground generation failed mid-stream: %s", exc)
+        api_error = from_engine_error(exc, model=self.meter.model)
+        self.meter.fail(status=api_error.status, error_code=exc.code)
+        await _settle(self.save_reply("error", self.tokens_per_s()))
+        return error_event(api_error)
+
+    async def stopped(self) -> dict:
+        """Stopped by the user or abandoned by a disconnect: save the partial reply."""
+        self.meter.client_disconnected = self.control.disconnected
+        rate = self.tokens_per_s()
+        await _settle(self.save_reply("cancelled", rate))
+        generation = self.generation
+        return {
+            "type": "stopped",
+            "usage": _usage(generation.prompt_tokens, generation.total_completion_tokens) if generation else None,
+            "tokens_per_s": rate,
+            "conversation_id": self.conversation.pk if self.conversation else None,
+            "generation_id": self.control.generation_id,
+        }
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def tokens_per_s(self) -> float:
+        elapsed = time.perf_counter() - self.started_at
+        completion = self.generation.total_completion_tokens if self.generation else 0
+        return round(completion / elapsed, 2) if elapsed > 0 and completion else 0.0
+
+    async def save_reply(self, reason: str, rate: float) -> int | None:
+        if self.conversation is None or self.generation is None:
+            return None
+        message = await database_sync_to_async(services.message_append)(
+            conversation=self.conversation,
+            role=Message.Role.ASSISTANT,
+            content="".join(self.parts),
+            prompt_tokens=self.generation.prompt_tokens,
+            completion_tokens=self.generation.total_completion_tokens,
+            tokens_per_s=rate,
+            finish_reason=reason,
+        )
+        return message.pk if message else None
+
+
+async def _generate(run: PlaygroundGeneration, *, user_id: int, payload: dict) -> dict:
+    """The steps of a generation; returns its terminal event (`done`, or `error` mid-stream)."""
+    user = await run.admit(user_id)
+    command, request, existing = await run.prepare(user, payload)
+    primed = await run.start(user, command, request, existing)
+    try:
+        finish_reason = await run.stream_tokens(primed)
+    except EngineError as exc:
+        return await run.failed_mid_stream(exc)
+    return await run.done(finish_reason)
+
+
 async def run_generation(
     *,
     user_id: int,
@@ -222,144 +382,44 @@ async def run_generation(
     """Run one generation to its end, streaming events through `send`.
 
     Exactly one terminal event per generation: `done`, `stopped` or `error` (none after a
-    disconnect). Usage is recorded exactly once, whatever happens. The terminal event goes out
-    last, after usage is settled and `on_settled` has run, so a client may send the next
-    `generate` as soon as it sees it.
+    disconnect). Usage is recorded exactly once, by `metered()`, whatever happens. The terminal
+    event goes out last, after usage is settled and `on_settled` has run, so a client may send
+    the next `generate` as soon as it sees it.
     """
-
-    async def emit(event: dict) -> None:
-        if control.disconnected:
-            return
-        try:
-            await send(event)
-        except Exception:  # the socket went away under us: keep settling usage
-            logger.debug("could not send %s event", event.get("type"), exc_info=True)
-
-    meter = RequestMeter(endpoint=ENDPOINT, request_id=control.generation_id)
-    status, error_code = 200, ""
-    conversation: Conversation | None = None
-    generation = None
-    parts: list[str] = []
-    finish_reason = "stop"
     terminal: dict | None = None
-    started_at = time.perf_counter()
-
-    def tokens_per_s() -> float:
-        elapsed = time.perf_counter() - started_at
-        completion = generation.total_completion_tokens if generation else 0
-        return round(completion / elapsed, 2) if elapsed > 0 and completion else 0.0
-
-    async def save_reply(reason: str, rate: float) -> int | None:
-        if conversation is None or generation is None:
-            return None
-        message = await database_sync_to_async(services.message_append)(
-            conversation=conversation,
-            role=Message.Role.ASSISTANT,
-            content="".join(parts),
-            prompt_tokens=generation.prompt_tokens,
-            completion_tokens=generation.total_completion_tokens,
-            tokens_per_s=rate,
-            finish_reason=reason,
-        )
-        return message.pk if message else None
-
+    run: PlaygroundGeneration | None = None
     try:
-        user = await database_sync_to_async(_user_with_plan)(user_id)
-        caller = inference_services.Caller(user=user, api_key=None, plan=user.plan)
-        meter.caller = caller
-        await meter.admit()
-        command = parse_generate(payload)
-        spec = await inference_services.resolve_model(command.model, caller=caller, kind="chat")
-        meter.model = spec.name
-        request = command.generation_request(plan=caller.plan)
-        existing = await database_sync_to_async(_check_conversation)(user, command.conversation_id)
-
-        started_at = time.perf_counter()
-        generation, primed = await inference_services.start_generation(model=spec.name, request=request, n=1)
-        meter.first_token()
-        meter.prompt_tokens = generation.prompt_tokens
-        meter.streamed = True
-        try:  # until merged_deltas runs, closing the primed stream is up to us
-            conversation = await database_sync_to_async(_open_conversation)(user, existing, command, spec.name)
-            await emit(
-                {
-                    "type": "started",
-                    "conversation_id": conversation.pk,
-                    "conversation_title": conversation.title,
-                    "generation_id": control.generation_id,
-                    "model": spec.name,
-                    "max_tokens": request.params.max_tokens,
-                }
-            )
-        except BaseException:
-            for _, stream in primed:
-                await stream.aclose()
-            raise
-        index = 0
-        async with contextlib.aclosing(inference_services.merged_deltas(generation, primed)) as deltas:
-            async for _, delta in deltas:
-                meter.completion_tokens = generation.total_completion_tokens
-                if delta.text:
-                    parts.append(delta.text)
-                    await emit({"type": "token", "text": delta.text, "index": index})
-                    index += 1
-                if delta.finish_reason is not None:
-                    finish_reason = delta.finish_reason
-        control.finishing = True
-        meter.completion_tokens = generation.total_completion_tokens
-        rate = tokens_per_s()
-        message_id = await save_reply(finish_reason, rate)
-        terminal = {
-            "type": "done",
-            "finish_reason": finish_reason,
-            "usage": _usage(generation.prompt_tokens, generation.total_completion_tokens),
-            "tokens_per_s": rate,
-            "conversation_id": conversation.pk,
-            "message_id": message_id,
-            "generation_id": control.generation_id,
-        }
+        async with metered(ENDPOINT, request_id=control.generation_id) as meter:
+            run = PlaygroundGeneration(control=control, send=send, meter=meter)
+            try:
+                terminal = await _generate(run, user_id=user_id, payload=payload)
+            except asyncio.CancelledError:
+                terminal = await run.stopped()
+                raise
+    except LimitExceeded as exc:
+        terminal = error_event(from_limit_exceeded(exc))
     except ApiError as exc:
-        status, error_code = exc.status, exc.code or exc.type
         terminal = error_event(exc)
-    except EngineError as exc:  # failed mid-stream: keep what was generated, say what happened
-        logger.warning("playground generation failed mid-stream: %s", exc)
-        api_error = from_engine_error(exc, model=meter.model)
-        status, error_code = api_error.status, exc.code
-        await _settle(save_reply("error", tokens_per_s()))
-        terminal = error_event(api_error)
     except asyncio.CancelledError:
-        if control.disconnected:
-            meter.client_disconnected = True
-            error_code = "client_disconnected"
-        else:
-            error_code = "cancelled"
-        if generation is not None:
-            meter.completion_tokens = generation.total_completion_tokens
-        rate = tokens_per_s()
-        await _settle(save_reply("cancelled", rate))
-        terminal = {
-            "type": "stopped",
-            "usage": _usage(generation.prompt_tokens, generation.total_completion_tokens) if generation else None,
-            "tokens_per_s": rate,
-            "conversation_id": conversation.pk if conversation else None,
-            "generation_id": control.generation_id,
-        }
         raise
     except Exception:
         logger.exception("playground generation failed")
-        status, error_code = 500, "server_error"
         terminal = {"type": "error", "code": "server_error", "message": "The server had an error.", "status": 500}
     finally:
-        if generation is not None:
-            meter.completion_tokens = generation.total_completion_tokens
-        try:
-            await meter.finish(status=status, error_code=error_code)
-        finally:
-            control.settled = True
-            if on_settled is not None:
-                on_settled()
-            if terminal is not None:
-                await emit(terminal)
+        control.settled = True
+        if on_settled is not None:
+            on_settled()
+        if terminal is not None:
+            await _emit_terminal(control, send, terminal)
+
+
+async def _emit_terminal(control: GenerationControl, send: Send, event: dict) -> None:
+    if control.disconnected:
+        return
+    try:
+        await send(event)
+    except Exception:
+        logger.debug("could not send the %s event", event.get("type"), exc_info=True)
 
 
 async def _settle(awaitable: Awaitable) -> None:

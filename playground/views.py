@@ -15,22 +15,24 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.caller import Caller
 from accounts.models import User
+from accounts.typing import AuthenticatedRequest
 from inference import services as inference_services
-from inference.errors import ApiError, invalid
-from inference.metering import RequestMeter
+from inference.errors import ApiError, from_limit_exceeded, invalid
 from inference.serializers import MAX_TEXT_CHARS
 from playground import selectors, services
 from playground.consumers import max_message_bytes
 from playground.forms import ConversationRenameForm
 from playground.models import Conversation
+from usage.metering import LimitExceeded, metered
 
 logger = logging.getLogger(__name__)
 
 MAX_EMBEDDING_TEXTS = 32
 
 
-def _own_conversation(request: HttpRequest, conversation_id: int) -> Conversation:
+def _own_conversation(request: AuthenticatedRequest, conversation_id: int) -> Conversation:
     try:
         return selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
     except Conversation.DoesNotExist:
@@ -38,11 +40,10 @@ def _own_conversation(request: HttpRequest, conversation_id: int) -> Conversatio
 
 
 @login_required
-def page(request: HttpRequest, conversation_id: int | None = None) -> HttpResponse:
+def page(request: AuthenticatedRequest, conversation_id: int | None = None) -> HttpResponse:
     conversation = _own_conversation(request, conversation_id) if conversation_id is not None else None
     user = User.objects.select_related("plan").get(pk=request.user.pk)
-    caller = inference_services.Caller(user=user, api_key=None, plan=user.plan)
-    models = async_to_sync(inference_services.visible_models)(caller)
+    models = async_to_sync(inference_services.models_for_caller)(Caller.for_user(user))
     chat_models = [spec.name for spec in models if spec.kind == "chat"]
     embedding_models = [spec.name for spec in models if spec.kind == "embedding"]
     default_chat = settings.DEFAULT_CHAT_MODEL if settings.DEFAULT_CHAT_MODEL in chat_models else None
@@ -73,7 +74,7 @@ def page(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
 
 @login_required
 @require_POST
-def conversation_rename(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_rename(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _own_conversation(request, conversation_id)
     form = ConversationRenameForm(request.POST)
     if form.is_valid():
@@ -86,7 +87,7 @@ def conversation_rename(request: HttpRequest, conversation_id: int) -> HttpRespo
 
 @login_required
 @require_POST
-def conversation_delete(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_delete(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _own_conversation(request, conversation_id)
     title = conversation.title
     services.conversation_delete(conversation=conversation)
@@ -127,31 +128,30 @@ async def embeddings(request: HttpRequest) -> JsonResponse:
     session_user = await request.auser()
     if not session_user.is_authenticated:
         return ApiError("Log in to use the playground.", status=401, code="not_authenticated").response()
-    meter = RequestMeter(endpoint="playground.embeddings", request_id=getattr(request, "request_id", uuid.uuid4().hex))
+    request_id = getattr(request, "request_id", "") or uuid.uuid4().hex
     try:
-        user = await User.objects.select_related("plan").aget(pk=session_user.pk)
-        caller = inference_services.Caller(user=user, api_key=None, plan=user.plan)
-        meter.caller = caller
-        await meter.admit()
-        model, texts = _embedding_input(request)
-        spec = await inference_services.resolve_model(model, caller=caller, kind="embedding")
-        meter.model = spec.name
-        result = await inference_services.embed(model=spec.name, texts=texts)
-        meter.first_token()
-        meter.prompt_tokens = result.prompt_tokens
-        body = {
-            "model": spec.name,
-            "texts": texts,
-            "dimensions": len(result.vectors[0]) if result.vectors else 0,
-            "similarity": services.cosine_similarity_matrix(result.vectors),
-            "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
-        }
+        async with metered("playground.embeddings", request_id=request_id) as meter:
+            user = await User.objects.select_related("plan").aget(pk=session_user.pk)
+            meter.caller = Caller.for_user(user)
+            await meter.admit()
+            model, texts = _embedding_input(request)
+            spec = await inference_services.model_for_caller(model, caller=meter.caller, kind="embedding")
+            meter.model = spec.name
+            result = await inference_services.embeddings_create(model=spec.name, texts=texts)
+            meter.first_token()
+            meter.prompt_tokens = result.prompt_tokens
+            body = {
+                "model": spec.name,
+                "texts": texts,
+                "dimensions": len(result.vectors[0]) if result.vectors else 0,
+                "similarity": services.cosine_similarity_matrix(result.vectors),
+                "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+            }
+    except LimitExceeded as exc:
+        return from_limit_exceeded(exc).response()
     except ApiError as exc:
-        await meter.finish(status=exc.status, error_code=exc.code or exc.type)
         return exc.response()
     except Exception:
         logger.exception("playground embeddings failed")
-        await meter.finish(status=500, error_code="server_error")
         return ApiError("The server had an error.", status=500, type="server_error").response()
-    await meter.finish(status=200)
     return JsonResponse(body)

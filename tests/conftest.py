@@ -13,10 +13,29 @@ PASSWORD = "correct-horse-battery-staple-42"
 
 
 @pytest.fixture(autouse=True)
+def _models_only_with_the_marker(request, monkeypatch):
+    """Loading an in-process model takes seconds: only tests marked `model` may, so `make test-fast`
+    (which deselects them) never does. An unmarked test that tries fails with this message."""
+    if request.node.get_closest_marker("model") or request.node.get_closest_marker("e2e"):
+        return
+    from inference.engine.manager import ModelManager
+
+    build = ModelManager._build_backend
+
+    def guarded(self, spec):
+        if spec.backend != "upstream":
+            raise AssertionError(f"{request.node.nodeid} loads the model {spec.name!r}: mark it @pytest.mark.model")
+        return build(self, spec)
+
+    monkeypatch.setattr(ModelManager, "_build_backend", guarded)
+
+
+@pytest.fixture(autouse=True)
 def _clean_state(settings):
     """Rate-limit counters, cached keys and buffered usage must not leak between tests."""
-    from inference import limits, registry
-    from inference.usage import recorder
+    from inference import registry
+    from usage import limits
+    from usage.recorder import recorder
 
     settings.USAGE_BACKGROUND_WRITES = False  # tests flush usage rows on their own connection
     cache.clear()
@@ -69,3 +88,17 @@ def owner_api(owner) -> APIClient:
 def owner_key(owner) -> str:
     _, raw_key = services.api_key_create(user=owner, name="owner key")
     return raw_key
+
+
+@pytest.fixture
+def broken_engine(monkeypatch):
+    """Every way into the model raises an error nobody planned for."""
+    from inference import services as inference_services
+    from inference import tasks
+
+    async def explode(*args, **kwargs):
+        raise RuntimeError("unexpected failure deep down")
+
+    monkeypatch.setattr(inference_services, "generation_start", explode)
+    monkeypatch.setattr(inference_services, "embeddings_create", explode)
+    monkeypatch.setattr(tasks, "generate", explode)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .types import EmbeddingResult, GenerationRequest, TextDelta
 
@@ -15,7 +15,7 @@ class TextGenerator(ABC):
     context_length: int
 
     @abstractmethod
-    def stream(self, request: GenerationRequest) -> AsyncIterator[TextDelta]:
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[TextDelta, None]:
         """Async generator of text deltas; the last one carries finish_reason."""
 
     @abstractmethod

@@ -72,7 +72,7 @@ class PortalServer:
     def usage_rows(self, email: str, *, expected: int, timeout: float = 10.0) -> list[dict]:
         """The user's usage rows as the server wrote them (it flushes about once a second)."""
         script = (
-            "import json; from inference.models import UsageRecord; "
+            "import json; from usage.models import UsageRecord; "
             f"print(json.dumps(list(UsageRecord.objects.filter(user__email='{email}').order_by('id').values())"
             ", default=str))"
         )

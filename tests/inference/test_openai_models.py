@@ -8,9 +8,9 @@ import struct
 import pytest
 from django.test import override_settings
 
-from inference.models import UsageRecord
-from inference.usage import recorder
 from tests.inference.helpers import call
+from usage.models import UsageRecord
+from usage.recorder import recorder
 
 CHAT_MODEL = "SmolLM2-135M-Instruct"
 EMBED_MODEL = "all-MiniLM-L6-v2"
@@ -22,6 +22,7 @@ def flushed_usage() -> list[UsageRecord]:
     return list(UsageRecord.objects.order_by("created_at", "id"))
 
 
+@pytest.mark.model
 def test_chat_completion_shape_and_usage_row(owner, owner_key):
     result = call(
         "POST",
@@ -45,6 +46,7 @@ def test_chat_completion_shape_and_usage_row(owner, owner_key):
     assert row.ttft_ms is not None and row.latency_ms >= row.ttft_ms
 
 
+@pytest.mark.model
 def test_streamed_chat_follows_the_wire_contract_and_is_metered(owner_key):
     result = call(
         "POST",
@@ -78,6 +80,7 @@ def test_streamed_chat_follows_the_wire_contract_and_is_metered(owner_key):
     assert row.prompt_tokens == usage_chunk["usage"]["prompt_tokens"]
 
 
+@pytest.mark.model
 def test_text_completion_with_stop(owner_key):
     result = call(
         "POST",
@@ -90,6 +93,7 @@ def test_text_completion_with_stop(owner_key):
     assert "7" not in choice["text"] and "5" in choice["text"] and choice["finish_reason"] == "stop"
 
 
+@pytest.mark.model
 def test_embeddings_float_and_base64_agree(owner_key):
     floats = call("POST", "/v1/embeddings", owner_key, {"model": EMBED_MODEL, "input": ["hello world", "bonjour"]})
     packed = call(
@@ -109,11 +113,13 @@ def test_embeddings_float_and_base64_agree(owner_key):
     assert rows[0].prompt_tokens == floats.json()["usage"]["prompt_tokens"]
 
 
+@pytest.mark.model
 def test_wrong_embedding_dimensions_is_400(owner_key):
     result = call("POST", "/v1/embeddings", owner_key, {"model": EMBED_MODEL, "input": "x", "dimensions": 10})
     assert result.status == 400 and result.json()["error"]["param"] == "dimensions"
 
 
+@pytest.mark.model
 def test_plan_caps_max_tokens(owner, owner_key):
     owner.plan.max_tokens_per_request = 5
     owner.plan.save()
@@ -127,6 +133,7 @@ def test_plan_caps_max_tokens(owner, owner_key):
     assert result.json()["choices"][0]["finish_reason"] == "length"
 
 
+@pytest.mark.model
 def test_n_choices_with_a_seed_are_reproducible(owner_key):
     body = {
         "model": CHAT_MODEL,
@@ -143,6 +150,7 @@ def test_n_choices_with_a_seed_are_reproducible(owner_key):
     assert first["usage"] == second["usage"] and first["usage"]["completion_tokens"] >= 2
 
 
+@pytest.mark.model
 def test_deterministic_requests_are_answered_from_the_cache(owner_key):
     body = {"model": CHAT_MODEL, "messages": QUESTION, "max_tokens": 12, "temperature": 0}
     first = call("POST", "/v1/chat/completions", owner_key, body).json()
@@ -169,6 +177,7 @@ def test_failed_requests_are_recorded_with_zero_tokens(owner_key):
     assert (row.status_code, row.error_code, row.prompt_tokens, row.completion_tokens) == (404, "model_not_found", 0, 0)
 
 
+@pytest.mark.model
 def test_context_overflow_is_a_400(owner_key):
     result = call(
         "POST", "/v1/completions", owner_key, {"model": CHAT_MODEL, "prompt": "hello " * 9000, "max_tokens": 5}
@@ -176,6 +185,7 @@ def test_context_overflow_is_a_400(owner_key):
     assert result.status == 400 and result.json()["error"]["code"] == "context_length_exceeded"
 
 
+@pytest.mark.model
 def test_native_tasks_answer_and_are_metered(owner_key):
     generated = call("POST", "/api/v1/generate", owner_key, {"prompt": "Say hi.", "max_length": 8})
     assert generated.status == 200 and generated.json()["text"]
@@ -197,6 +207,7 @@ def test_native_tasks_answer_and_are_metered(owner_key):
     assert rows[2].model == EMBED_MODEL and rows[2].prompt_tokens > 0
 
 
+@pytest.mark.model
 def test_streamed_n_choices_each_end_with_their_own_finish(owner_key):
     body = {
         "model": CHAT_MODEL,
@@ -217,6 +228,7 @@ def test_streamed_n_choices_each_end_with_their_own_finish(owner_key):
     assert events[-1] == "[DONE]" and usage["completion_tokens"] <= 12
 
 
+@pytest.mark.model
 def test_prepare_models_command_loads_and_reports(db, capsys):
     from django.core.management import call_command
 

@@ -12,13 +12,13 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from accounts.models import Plan
-from inference.models import UsageRecord
 from inference.runtime import current_manager
-from inference.usage import recorder
 from playground import services
 from playground.generation import user_slots
 from playground.models import Conversation, Message
 from tests.playground.conftest import CHAT_MODEL, communicator
+from usage.models import UsageRecord
+from usage.recorder import recorder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,9 +194,22 @@ async def test_daily_token_budget_gives_insufficient_quota(alice, alice_cookie, 
     assert event["code"] == "insufficient_quota" and event["status"] == 429
 
 
+async def test_an_unexpected_failure_is_a_server_error_event_and_is_recorded(
+    alice, alice_cookie, open_socket, broken_engine
+):
+    ws = await open_socket(alice_cookie)
+    await ws.send_json_to(generate())
+    (event,) = await events_until_end(ws)
+    assert (event["type"], event["code"], event["status"]) == ("error", "server_error", 500)
+    assert "deep down" not in event["message"]
+    (row,) = await usage_rows()
+    assert (row.endpoint, row.status_code, row.error_code, row.user_id) == ("playground", 500, "server_error", alice.pk)
+
+
 # --- generation on the real embedded model ---------------------------------------------------------
 
 
+@pytest.mark.model
 async def test_tokens_arrive_in_order_and_done_carries_the_recorded_usage(alice, alice_cookie, open_socket):
     ws = await open_socket(alice_cookie)
     await ws.send_json_to(generate(system="Answer in one short sentence."))
@@ -229,6 +242,7 @@ async def test_tokens_arrive_in_order_and_done_carries_the_recorded_usage(alice,
     assert messages[1].completion_tokens == usage["completion_tokens"] and messages[1].tokens_per_s > 0
 
 
+@pytest.mark.model
 async def test_a_second_turn_continues_the_same_conversation(alice_cookie, open_socket):
     ws = await open_socket(alice_cookie)
     await ws.send_json_to(generate(params={"temperature": 0, "max_tokens": 4}))
@@ -243,6 +257,7 @@ async def test_a_second_turn_continues_the_same_conversation(alice_cookie, open_
     assert roles == ["user", "assistant", "user", "assistant"]
 
 
+@pytest.mark.model
 async def test_completion_mode_uses_the_raw_prompt(alice_cookie, open_socket):
     ws = await open_socket(alice_cookie)
     await ws.send_json_to(
@@ -261,6 +276,7 @@ async def test_completion_mode_uses_the_raw_prompt(alice_cookie, open_socket):
     assert conversation.mode == "completion" and conversation.params["stop"] == ["7"]
 
 
+@pytest.mark.model
 async def test_stop_cancels_the_generation_on_the_server(alice_cookie, open_socket):
     ws = await open_socket(alice_cookie)
     await ws.send_json_to(
@@ -289,6 +305,7 @@ async def test_stop_cancels_the_generation_on_the_server(alice_cookie, open_sock
     assert (await ws.receive_json_from())["type"] == "pong"
 
 
+@pytest.mark.model
 async def test_disconnect_cancels_the_generation_and_bills_what_ran(alice_cookie):
     ws = communicator(cookie=alice_cookie)
     assert (await ws.connect(timeout=5))[0]
@@ -304,6 +321,7 @@ async def test_disconnect_cancels_the_generation_and_bills_what_ran(alice_cookie
     assert 2 <= row.completion_tokens < 300
 
 
+@pytest.mark.model
 async def test_one_generation_per_socket_and_a_per_user_cap(alice, alice_cookie, open_socket, settings):
     settings.PLAYGROUND_MAX_CONCURRENT_PER_USER = 1
     first, second = await open_socket(alice_cookie), await open_socket(alice_cookie)
@@ -338,6 +356,7 @@ def _redis_url() -> str | None:
     return url
 
 
+@pytest.mark.model
 async def test_works_with_the_redis_settings_and_survives_idle_time(alice_cookie, open_socket, settings):
     """What production runs with REDIS_URL (channels-redis layer, Redis cache and limits). An idle
     socket must outlive channels-redis' 5 s blocking poll (redis-py 8 times that poll out)."""

@@ -8,11 +8,11 @@ import pytest
 from django.test import Client
 from django.utils.html import escape
 
-from inference.models import UsageRecord
-from inference.usage import recorder
 from playground import services
 from playground.models import Conversation, Message
 from tests.playground.conftest import CHAT_MODEL, EMBED_MODEL, seed_registry
+from usage.models import UsageRecord
+from usage.recorder import recorder
 
 
 @pytest.fixture(autouse=True)
@@ -139,6 +139,7 @@ def post_json(client, body):
     return client.post(EMBEDDINGS, json.dumps(body), content_type="application/json")
 
 
+@pytest.mark.model
 def test_embeddings_need_a_session_and_csrf(client, owner):
     assert post_json(client, {"texts": ["a"]}).status_code == 401
     strict = Client(enforce_csrf_checks=True)
@@ -152,6 +153,7 @@ def test_embeddings_need_a_session_and_csrf(client, owner):
     assert response.status_code == 200
 
 
+@pytest.mark.model
 def test_embeddings_give_dimensions_and_pairwise_similarity(owner, owner_client):
     texts = ["The cat sat on the mat.", "A kitten rested on the rug.", "Stock markets fell sharply today."]
     response = post_json(owner_client, {"model": EMBED_MODEL, "texts": [*texts, "   "]})

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import services
-from inference.models import UsageRecord
+from usage.models import UsageRecord
 
 
 def add_usage(
@@ -154,5 +154,6 @@ def test_operator_overview_is_staff_only(owner_client):
 
 def test_usage_admin_is_read_only(client, operator, owner_usage):
     client.force_login(operator)
-    assert client.get("/admin/inference/usagerecord/").status_code == 200
-    assert client.get("/admin/inference/usagerecord/add/").status_code == 403
+    assert client.get("/admin/usage/usagerecord/").status_code == 200
+    assert client.get("/admin/usage/usagerecord/add/").status_code == 403
+    assert client.get("/admin/inference/usagerecord/?q=x").url == "/admin/usage/usagerecord/?q=x"  # old bookmarks

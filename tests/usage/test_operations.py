@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.test import override_settings
 
 from tests.inference.helpers import call
@@ -13,6 +14,7 @@ def test_healthz_is_cheap_and_public(client, db, django_assert_num_queries):
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
+@pytest.mark.model
 def test_readyz_reports_database_and_default_model(db, owner_key):
     # Loading the default model through the API makes the process ready.
     call("POST", "/v1/completions", owner_key, {"model": "SmolLM2-135M-Instruct", "prompt": "Hi", "max_tokens": 1})
@@ -32,6 +34,7 @@ def test_metrics_are_not_public(client, owner_client, db):
     assert owner_client.get("/metrics").status_code == 403
 
 
+@pytest.mark.model
 def test_metrics_for_staff_show_requests_tokens_latency_and_engine_state(client, operator, owner_key):
     call("POST", "/v1/completions", owner_key, {"model": "SmolLM2-135M-Instruct", "prompt": "Hi", "max_tokens": 2})
     client.force_login(operator)

@@ -65,12 +65,12 @@ class UsageRecorder:
 
     def flush(self) -> int:
         """Write everything buffered now; returns the number of rows written."""
-        from inference.models import UsageRecord
+        from usage.models import UsageRecord
 
         written = 0
         with self._write_lock:
             while self._buffer:
-                batch = []
+                batch: list[UsageEvent] = []
                 while self._buffer and len(batch) < MAX_BATCH:
                     batch.append(self._buffer.popleft())
                 try:

@@ -7,14 +7,16 @@ import csv
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 from accounts.selectors import api_keys_for_user
-from inference import selectors
-from inference.forms import UsageFilterForm
-from inference.models import UsageRecord
-from inference.selectors import DateRange
+from accounts.typing import AuthenticatedRequest
+from usage import selectors
+from usage.forms import UsageFilterForm
+from usage.models import UsageRecord
+from usage.selectors import DateRange
 
 CSV_COLUMNS = [
     "created_at",
@@ -35,7 +37,7 @@ CSV_COLUMNS = [
 ]
 
 
-def _filter_form(request: HttpRequest) -> UsageFilterForm:
+def _filter_form(request: AuthenticatedRequest) -> UsageFilterForm:
     """Bound to the query string, with the default range (last 30 days) filled in so it shows."""
     data = request.GET.copy()
     default = DateRange.last_days(30)
@@ -48,7 +50,7 @@ def _filter_form(request: HttpRequest) -> UsageFilterForm:
     return UsageFilterForm(data, models=models, keys=keys)
 
 
-def _filtered_rows(request: HttpRequest, form: UsageFilterForm):
+def _filtered_rows(request: AuthenticatedRequest, form: UsageFilterForm):
     data = form.cleaned_data
     return selectors.usage_for_user(
         user=request.user,
@@ -60,7 +62,7 @@ def _filtered_rows(request: HttpRequest, form: UsageFilterForm):
 
 
 @login_required
-def usage_page(request: HttpRequest) -> HttpResponse:
+def usage_page(request: AuthenticatedRequest) -> HttpResponseBase:
     form = _filter_form(request)
     if not form.is_valid():
         return render(request, "usage/usage.html", {"form": form}, status=400)
@@ -100,7 +102,7 @@ class _Echo:
 
 
 @login_required
-def usage_export(request: HttpRequest) -> HttpResponse:
+def usage_export(request: AuthenticatedRequest) -> HttpResponseBase:
     form = _filter_form(request)
     if not form.is_valid():
         return HttpResponse("Invalid date range or filter.", status=400, content_type="text/plain")
@@ -137,7 +139,7 @@ def usage_export(request: HttpRequest) -> HttpResponse:
 
 
 @staff_member_required
-def operator_overview(request: HttpRequest) -> HttpResponse:
+def operator_overview(request: AuthenticatedRequest) -> HttpResponseBase:
     form = UsageFilterForm(request.GET or {}, models=[], keys=[])
     if not form.is_valid():
         return render(request, "usage/overview.html", {"form": form}, status=400)

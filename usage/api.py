@@ -7,9 +7,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inference import selectors
-from inference.forms import MAX_RANGE_DAYS
-from inference.selectors import DateRange
+from usage import selectors
+from usage.forms import MAX_RANGE_DAYS
+from usage.selectors import DateRange
 
 
 class UsageQuerySerializer(serializers.Serializer):
@@ -28,7 +28,7 @@ class UsageQuerySerializer(serializers.Serializer):
 
 class UsageTotalsSerializer(serializers.Serializer):
     requests = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    errors = serializers.IntegerField()  # type: ignore[assignment]  # a field, not Serializer.errors
     cached = serializers.IntegerField()
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
@@ -52,7 +52,7 @@ class UsageResponseSerializer(serializers.Serializer):
     group_by = serializers.CharField()
     totals = UsageTotalsSerializer()
     latency = LatencySerializer()
-    data = UsageGroupSerializer(many=True)
+    data = UsageGroupSerializer(many=True)  # type: ignore[assignment]  # a field, not Serializer.data
 
 
 def _group_key(row: dict, group_by: str) -> str:

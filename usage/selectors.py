@@ -9,7 +9,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from inference.models import UsageRecord
+from usage.models import UsageRecord
 
 MAX_LATENCY_SAMPLE = 50_000  # percentiles are computed over at most this many recent rows
 
@@ -131,7 +131,7 @@ def usage_overview(*, period: DateRange, limit: int = 10) -> dict:
     rows = UsageRecord.objects.filter(created_at__gte=period.start_at, created_at__lt=period.end_before)
     top_users = [
         _with_total(dict(row))
-        for row in rows.order_by().values("user__email").annotate(**_TOTALS).order_by("-requests")[: limit * 5]
+        for row in rows.order_by().values("user__email").annotate(**_TOTALS).order_by("-requests")[: limit * 5]  # type: ignore[misc]  # annotated by **_TOTALS
     ]
     top_users = sorted(top_users, key=lambda row: -row["total_tokens"])[:limit]
     models = usage_by(rows, "model")

@@ -8,9 +8,9 @@ from django.test import override_settings
 
 from accounts import services
 from accounts.models import ApiKey
-from inference import limits
-from inference.limits import Limits, Usage, decide
 from tests.inference.helpers import call
+from usage import limits
+from usage.limits import Limits, Usage, decide
 
 CHAT = {"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}
 
@@ -37,6 +37,7 @@ def test_requests_per_minute_trips_with_429_headers_and_retry_after(owner, owner
     assert result.headers["x-ratelimit-reset-requests"].endswith("s")
 
 
+@pytest.mark.model
 def test_tokens_per_minute_trips_after_the_tokens_are_spent(owner, owner_key):
     set_plan(owner, tokens_per_minute=30)
     first = call("POST", "/v1/chat/completions", owner_key, CHAT)
@@ -47,6 +48,7 @@ def test_tokens_per_minute_trips_after_the_tokens_are_spent(owner, owner_key):
     assert second.headers["x-ratelimit-remaining-tokens"] == "0" and "retry-after" in second.headers
 
 
+@pytest.mark.model
 def test_daily_budget_trips_with_insufficient_quota(owner, owner_key):
     set_plan(owner, tokens_per_day=30)
     assert call("POST", "/v1/chat/completions", owner_key, CHAT).status == 200

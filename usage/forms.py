@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from inference.selectors import DateRange
+from usage.selectors import DateRange
 
 MAX_RANGE_DAYS = 366
 
@@ -20,8 +20,10 @@ class UsageFilterForm(forms.Form):
 
     def __init__(self, *args, models: list[str], keys: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["model"].choices = [("", "All models"), *((name, name) for name in models)]
-        self.fields["key"].choices = [("", "All keys"), *keys]
+        model_field, key_field = self.fields["model"], self.fields["key"]
+        assert isinstance(model_field, forms.ChoiceField) and isinstance(key_field, forms.ChoiceField)
+        model_field.choices = [("", "All models"), *((name, name) for name in models)]
+        key_field.choices = [("", "All keys"), *keys]
 
     def clean(self):
         cleaned = super().clean()

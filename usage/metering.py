@@ -1,0 +1,173 @@
+"""Metering of one inference request: limits before, usage and metrics after.
+
+Every entry point (/v1, the native tasks, the playground's websocket and its HTTP endpoint) runs
+its request inside ``metered()``:
+
+    async with metered("chat.completions", request_id=rid) as meter:
+        meter.caller = caller
+        await meter.admit()          # raises LimitExceeded when over a limit
+        ...                          # set meter.model, meter.prompt_tokens, ...
+        meter.hand_over()            # only a stream: its own end calls meter.finish()
+
+The meter is finished exactly once: on a normal exit (with ``meter.status`` / ``meter.error_code``,
+which a caller may set when it answers an error itself), on any exception (with the status and
+code that exception carries, 500 ``server_error`` for anything unexpected), or, after
+``hand_over()``, by the stream when it ends or its client leaves. Finishing queues the usage row,
+adds the tokens to the caller's windows and updates the request metrics.
+
+Refusal is the domain exception ``LimitExceeded``; each API layer maps it to its own error shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from usage import limits, metrics
+from usage.recorder import UsageEvent, recorder
+
+if TYPE_CHECKING:
+    from accounts.caller import Caller
+
+
+class LimitExceeded(Exception):
+    """The caller is over a rate limit (`rate_limit_exceeded`) or a budget (`insufficient_quota`)."""
+
+    status = 429
+
+    def __init__(self, message: str, *, code: str, headers: dict[str, str]):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.headers = headers
+
+
+@dataclass
+class RequestMeter:
+    endpoint: str
+    request_id: str = ""
+    caller: Caller | None = None  # set once authenticated; nobody is billed before that
+    model: str = ""
+    streamed: bool = False
+    cached: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    client_disconnected: bool = False
+    status: int = 200
+    error_code: str = ""
+    rate_limit_headers: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    ttft_s: float | None = None
+    handed_over: bool = False
+    finished: bool = False
+
+    @property
+    def limit_subject(self) -> str:
+        assert self.caller is not None
+        api_key = self.caller.api_key
+        return f"key:{api_key.pk}" if api_key is not None else f"user:{self.caller.user.pk}"
+
+    async def admit(self) -> None:
+        """Count the request against the caller's limits; raise LimitExceeded when over."""
+        assert self.caller is not None, "admit() needs an authenticated caller"
+        caller_limits = limits.limits_for(self.caller.api_key, self.caller.plan)
+        decision = await limits.check_request(subject=self.limit_subject, limits=caller_limits)
+        self.rate_limit_headers = decision.headers
+        if not decision.allowed:
+            raise LimitExceeded(decision.message, code=decision.code or "rate_limit_exceeded", headers=decision.headers)
+
+    def first_token(self) -> None:
+        if self.ttft_s is None:
+            self.ttft_s = time.perf_counter() - self.started
+
+    def fail(self, *, status: int, error_code: str) -> None:
+        """The outcome to record when the caller answers an error itself instead of raising."""
+        self.status, self.error_code = status, error_code
+
+    def hand_over(self) -> None:
+        """A stream takes over: `metered()` leaves finishing to the stream's end (its `finally`)."""
+        self.streamed = True
+        self.handed_over = True
+
+    async def finish(self, *, status: int | None = None, error_code: str | None = None) -> None:
+        """Record the request once: metrics, the usage row, the caller's token windows."""
+        if self.finished:
+            return
+        self.finished = True
+        if status is not None:
+            self.status = status
+        if error_code is not None:
+            self.error_code = error_code
+        if self.client_disconnected and not self.error_code:
+            self.error_code = "client_disconnected"
+        latency_s = time.perf_counter() - self.started
+        metrics.observe_request(
+            endpoint=self.endpoint,
+            model=self.model,
+            status=self.status,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            latency_s=latency_s,
+            ttft_s=self.ttft_s,
+        )
+        if self.caller is None:
+            return  # unauthenticated: nobody to bill
+        api_key = self.caller.api_key
+        recorder().record(
+            UsageEvent(
+                user_id=self.caller.user.pk,
+                api_key_id=api_key.pk if api_key is not None else None,
+                model=self.model,
+                endpoint=self.endpoint,
+                status_code=self.status,
+                prompt_tokens=self.prompt_tokens,
+                completion_tokens=self.completion_tokens,
+                latency_ms=int(latency_s * 1000),
+                ttft_ms=None if self.ttft_s is None else int(self.ttft_s * 1000),
+                error_code=self.error_code,
+                cached=self.cached,
+                streamed=self.streamed,
+                client_disconnected=self.client_disconnected,
+                request_id=self.request_id,
+            )
+        )
+        if not self.cached:
+            await limits.record_tokens(subject=self.limit_subject, tokens=self.prompt_tokens + self.completion_tokens)
+
+
+def outcome_of(exc: BaseException, meter: RequestMeter) -> tuple[int, str]:
+    """(status, error code) to record for a request that ended with `exc`.
+
+    Domain errors carry their own: LimitExceeded and the API layers' errors have `status` and
+    `code` (or `type`); DRF's exceptions have `status_code`. A cancelled task is a stopped or
+    abandoned request (status 200: the tokens it produced were served); anything else is a 500.
+    """
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return meter.status, meter.error_code or ("client_disconnected" if meter.client_disconnected else "cancelled")
+    status = getattr(exc, "status", None)
+    if not isinstance(status, int):
+        status = getattr(exc, "status_code", None)
+    if not isinstance(status, int) or status < 400:
+        return 500, "server_error"
+    code = getattr(exc, "code", None) or getattr(exc, "type", None)
+    if not isinstance(code, str) or not code:
+        code = "invalid_request" if status == 400 else "error"
+    return status, code
+
+
+@asynccontextmanager
+async def metered(endpoint: str, *, request_id: str = "", caller: Caller | None = None) -> AsyncIterator[RequestMeter]:
+    """Meter one request; see the module docstring. Exceptions are recorded, then re-raised."""
+    meter = RequestMeter(endpoint=endpoint, request_id=request_id, caller=caller)
+    try:
+        yield meter
+    except BaseException as exc:
+        status, code = outcome_of(exc, meter)
+        await meter.finish(status=status, error_code=code)
+        raise
+    if not meter.handed_over:
+        await meter.finish()

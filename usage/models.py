@@ -1,0 +1,46 @@
+"""What happened: one row per inference request, written off the request path (usage.recorder)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class UsageRecord(models.Model):
+    """One inference request: who, which model and endpoint, tokens, timings and outcome.
+
+    Written in batches off the request path (usage.recorder), never one INSERT per token.
+    """
+
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="usage_records")
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_records"
+    )
+    model = models.CharField(max_length=200)
+    endpoint = models.CharField(max_length=64)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField()
+    error_code = models.CharField(max_length=64, blank=True)
+    cached = models.BooleanField(default=False)
+    streamed = models.BooleanField(default=False)
+    client_disconnected = models.BooleanField(default=False)
+    request_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "inference_usagerecord"  # created by the inference app before usage/ existed
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="inference_u_user_id_0e0828_idx"),
+            models.Index(fields=["api_key", "created_at"], name="inference_u_api_key_14e749_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.model} {self.status_code}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
