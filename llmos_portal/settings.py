@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "llmos_portal.middleware.RequestIdMiddleware",
+    "llmos_portal.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "llmos_portal.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,6 +58,16 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Pages load only this origin's scripts, styles, images and sockets; "off" turns the header off.
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+if CONTENT_SECURITY_POLICY == "off":
+    CONTENT_SECURITY_POLICY = ""
+CSP_EXEMPT_PATHS = ("/api/docs/", "/api/redoc/")  # Swagger UI and Redoc are built on inline scripts
 
 ROOT_URLCONF = "llmos_portal.urls"
 ASGI_APPLICATION = "llmos_portal.asgi.application"
@@ -185,7 +196,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "llmos_portal.storage.StaticFilesStorage"
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
