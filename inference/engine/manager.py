@@ -14,10 +14,14 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from .base import Embedder, TextGenerator
 from .types import ModelLoadError, ModelNotFound, ModelSpec
+
+if TYPE_CHECKING:
+    from .local import TransformersTextGenerator
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +48,22 @@ def minilm_dir() -> Path:
 
 
 def convert_smollm2(cache_dir: str | Path) -> Path:
-    """De-quantize the packaged GGUF once into cache_dir (atomic: temp dir + rename)."""
-    target = Path(cache_dir) / SMOLLM2_CACHE_NAME
+    """De-quantize the packaged SmolLM2 GGUF once into cache_dir (for the transformers runner)."""
+    return convert_gguf(smollm2_gguf_path(), cache_dir, SMOLLM2_CACHE_NAME)
+
+
+def convert_gguf(gguf: Path, cache_dir: str | Path, cache_name: str) -> Path:
+    """De-quantize a GGUF once into cache_dir/cache_name (atomic: temp dir + rename)."""
+    target = Path(cache_dir) / cache_name
     if (target / "config.json").exists():
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    gguf = smollm2_gguf_path()
     if not gguf.exists():
         raise ModelLoadError(f"GGUF file missing: {gguf}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2_CACHE_NAME}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cache_name}-", dir=target.parent))
     try:
         log.info("converting %s into %s (one-off, ~30 s)", gguf, target)
         model = AutoModelForCausalLM.from_pretrained(
@@ -77,15 +85,34 @@ def convert_smollm2(cache_dir: str | Path) -> Path:
     return target
 
 
+def resolve_gguf(spec: ModelSpec) -> Path:
+    """The GGUF file a llama_cpp spec serves: the packaged SmolLM2 or a .gguf path."""
+    if spec.source == SMOLLM2_SOURCE:
+        return smollm2_gguf_path()
+    path = Path(spec.source).expanduser()
+    if path.suffix != ".gguf" or not path.is_file():
+        raise ModelLoadError(f"model {spec.name!r}: GGUF file {spec.source!r} not found")
+    return path
+
+
 def resolve_source(spec: ModelSpec, cache_dir: Path) -> Path:
     if spec.source == SMOLLM2_SOURCE:
         return convert_smollm2(cache_dir)
     if spec.source == MINILM_SOURCE:
         return minilm_dir()
     path = Path(spec.source).expanduser()
+    if path.suffix == ".gguf" and path.is_file():  # a llama_cpp spec served by transformers
+        return convert_gguf(path, cache_dir, f"{path.stem}-{spec.name}")
     if not spec.source or not path.is_dir():
         raise ModelLoadError(f"model {spec.name!r}: source directory {spec.source!r} not found")
     return path
+
+
+def load_llama_cpp() -> ModuleType:
+    """Import llama-cpp-python (tests monkeypatch this to simulate a missing or broken build)."""
+    import llama_cpp
+
+    return llama_cpp
 
 
 @dataclass(eq=False)
@@ -95,6 +122,8 @@ class _Entry:
     error: str | None = None
     backend: Any = None
     future: concurrent.futures.Future | None = None
+    runner: str | None = None  # the runner actually serving: llama_cpp | transformers | upstream | sentence
+    fallback: str | None = None  # why the spec's backend is not the one serving it
 
 
 _LOAD_LOCK = threading.Lock()
@@ -196,6 +225,8 @@ class ModelManager:
             return
         with self._lock:
             entry.state, entry.backend = "ready", backend
+            entry.runner = getattr(backend, "runner", None) or entry.spec.backend
+            entry.fallback = getattr(backend, "fallback", None)
             orphaned = self._closed or self._entries.get(entry.spec.name) is not entry
         if orphaned:  # reconfigured or shut down while loading
             backend.close()
@@ -207,6 +238,8 @@ class ModelManager:
             from .upstream import UpstreamEmbedder, UpstreamTextGenerator
 
             return UpstreamTextGenerator(spec) if spec.kind == "chat" else UpstreamEmbedder(spec)
+        if spec.kind == "chat" and spec.backend == "llama_cpp":
+            return self._build_llama_chat(spec)
         if spec.kind == "chat" and spec.backend == "transformers":
             return self._build_chat(spec)
         if spec.kind == "embedding" and spec.backend in ("sentence", "transformers"):
@@ -219,7 +252,7 @@ class ModelManager:
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
 
-    def _build_chat(self, spec: ModelSpec) -> TextGenerator:
+    def _build_chat(self, spec: ModelSpec) -> TransformersTextGenerator:
         from transformers import AutoTokenizer
 
         from .local import TransformersTextGenerator, load_causal_lm, resolve_dtype
@@ -236,6 +269,40 @@ class ModelManager:
             max_queue=int(spec.options.get("max_queue", self.max_queue)),
             max_batch_size=int(spec.options.get("max_batch_size", self.max_batch_size)),
         )
+
+    def llama_cpp_unavailable(self) -> str | None:
+        """Why the llama.cpp runner cannot serve on this manager, or None when it can."""
+        if self.device != "cpu":
+            return f"device is {self.device!r}: this llama.cpp build runs on the CPU only"
+        try:
+            load_llama_cpp()
+        except Exception as exc:  # ImportError, or OSError from loading libllama.so
+            return f"llama_cpp cannot be imported ({type(exc).__name__}: {exc})"
+        return None
+
+    def _build_llama_chat(self, spec: ModelSpec) -> TextGenerator:
+        """llama.cpp on the CPU; transformers (logged and reported in state()) when unavailable."""
+        reason = self.llama_cpp_unavailable()
+        if reason is not None:
+            log.warning("model %s: serving with transformers instead of llama.cpp: %s", spec.name, reason)
+            generator = self._build_chat(spec)
+            generator.fallback = reason
+            return generator
+        from .llamacpp import LlamaCppModel, LlamaCppTextGenerator
+
+        model = LlamaCppModel(resolve_gguf(spec), use_extra_bufts=bool(spec.options.get("use_extra_bufts", False)))
+        try:
+            return LlamaCppTextGenerator(
+                spec,
+                model,
+                max_queue=int(spec.options.get("max_queue", self.max_queue)),
+                max_batch_size=int(spec.options.get("max_batch_size", self.max_batch_size)),
+                n_threads=int(spec.options.get("n_threads") or self.torch_threads or os.cpu_count() or 1),
+                prefill_chunk=int(spec.options.get("prefill_chunk", 256)),
+            )
+        except Exception:
+            model.close()
+            raise
 
     def _build_embedder(self, spec: ModelSpec) -> Embedder:
         from transformers import AutoModel, AutoTokenizer
@@ -260,6 +327,8 @@ class ModelManager:
                 "backend": e.spec.backend,
                 "state": e.state,
                 "error": e.error,
+                "runner": e.runner,
+                "fallback": e.fallback,
                 "queue_depth": int(stats.get("queue_depth", 0)),
                 "running": int(stats.get("running", 0)),
             }

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import codecs
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class Detokenizer(Protocol):
+    def push(self, token_id: int) -> str: ...
+
+    def flush(self) -> str: ...
+
 
 # Prompt tokens kept as left context so the first generated token decodes with correct spacing.
 _CONTEXT_TOKENS = 6
@@ -40,6 +49,25 @@ class IncrementalDetokenizer:
         new_text = self._decode(self._ids[self._prefix :])
         self._prefix = self._read = len(self._ids)
         return new_text[len(prefix_text) :].rstrip("\ufffd")
+
+
+class PieceDetokenizer:
+    """Incremental detokenization from per-token byte pieces (llama.cpp vocabularies).
+
+    Generated text is the concatenation of the tokens' pieces (control tokens render as b"");
+    an incremental UTF-8 decoder holds back a character split across tokens.
+    """
+
+    def __init__(self, piece: Callable[[int], bytes]):
+        self._piece = piece
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, token_id: int) -> str:
+        return self._utf8.decode(self._piece(token_id))
+
+    def flush(self) -> str:
+        """Whatever is still held back, minus a trailing incomplete character."""
+        return self._utf8.decode(b"", final=True).rstrip("\ufffd")
 
 
 class StopMatcher:

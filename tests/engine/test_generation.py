@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from inference.engine.local import TransformersTextGenerator
-from inference.engine.text import IncrementalDetokenizer, StopMatcher
+from inference.engine.text import IncrementalDetokenizer
 from inference.engine.types import (
     ContextLengthExceeded,
     EngineError,
@@ -20,6 +20,8 @@ from inference.engine.types import (
 )
 
 from .conftest import CHAT, chat
+
+pytestmark = pytest.mark.model
 
 PROMPTS = [
     "What is the capital of France?",
@@ -83,16 +85,6 @@ def test_detokenizer_handles_multibyte_and_spacing(smol):
     pieces = [detok.push(i) for i in ids] + [detok.flush()]
     assert "".join(pieces) == tok.decode(ids) == source
     assert not any("\ufffd" in p for p in pieces)
-
-
-def test_stop_matcher_holds_back_partial_stop():
-    m = StopMatcher(["END"])
-    assert m.feed("abc E") == ("abc ", False)
-    assert m.feed("N") == ("", False)
-    assert m.feed("D tail") == ("", True)
-    m = StopMatcher(["###"])
-    assert m.feed("a#") == ("a", False)
-    assert m.feed("b") == ("#b", False)
 
 
 @pytest.mark.asyncio

