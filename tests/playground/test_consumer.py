@@ -23,7 +23,7 @@ from usage.recorder import recorder
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TERMINAL = {"done", "stopped", "error"}
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
 def generate(**overrides) -> dict:
@@ -234,7 +234,7 @@ async def test_tokens_arrive_in_order_and_done_carries_the_recorded_usage(alice,
     assert row.request_id == started["generation_id"]
 
     conversation = await Conversation.objects.aget(pk=done["conversation_id"])
-    assert conversation.user_id == alice.pk and conversation.title == "What is the capital of France?"
+    assert conversation.user_id == alice.pk and conversation.title == QUESTION[0]["content"]
     assert conversation.system_prompt == "Answer in one short sentence."
     assert conversation.params == {"temperature": 0.0, "max_tokens": 12}
     messages = [message async for message in conversation.messages.order_by("id")]

@@ -20,7 +20,35 @@ def test_readyz_reports_database_and_default_model(db, owner_key):
     call("POST", "/v1/completions", owner_key, {"model": "SmolLM2-135M-Instruct", "prompt": "Hi", "max_tokens": 1})
     result = call("GET", "/readyz")
     assert result.status == 200
-    assert result.json() == {"status": "ready", "checks": {"database": True, "default_model": True}}
+    assert result.json() == {
+        "status": "ready",
+        "checks": {"database": True, "default_model": True},
+        "default_model_runner": "llama_cpp",
+    }
+
+
+def test_readyz_says_when_the_default_model_fell_back_to_another_runner(db, monkeypatch):
+    async def fell_back() -> dict:
+        return {"ready": True, "runner": "transformers", "fallback": "llama_cpp cannot be imported (ImportError)"}
+
+    monkeypatch.setattr("inference.runtime.default_model_status", fell_back)
+    body = call("GET", "/readyz").json()
+    assert body["status"] == "ready" and body["default_model_runner"] == "transformers"
+    assert body["warnings"] == [
+        "SmolLM2-135M-Instruct runs on transformers: llama_cpp cannot be imported (ImportError)"
+    ]
+
+
+def test_a_missing_llama_cpp_is_a_system_check_warning(monkeypatch):
+    from inference import checks
+    from inference.engine import manager
+
+    def broken():
+        raise ImportError("libllama.so: cannot open shared object file")
+
+    monkeypatch.setattr(manager, "load_llama_cpp", broken)
+    (warning,) = checks.check_llama_cpp_importable()
+    assert warning.id == "inference.W001" and "libllama.so" in warning.msg
 
 
 @override_settings(DEFAULT_CHAT_MODEL="not-registered")
