@@ -108,7 +108,9 @@ class Scheduler:
                     plan = self._plan()
                     if plan:
                         self._step(plan)
-        finally:
+        finally:  # shut down, or the loop itself crashed: nobody may wait on a dead thread
+            with self._cv:
+                self._stop = True
             self._fail_all(EngineError(f"model {self.name!r} was shut down"))
             self.runner.close()
 

