@@ -7,11 +7,13 @@ to scale out, DATABASE_URL and REDIS_URL.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from llmos_portal.env import env_bool, env_int, env_list, env_str
 
@@ -139,8 +141,15 @@ LOGIN_RATE_PER_ACCOUNT = env_str("LOGIN_RATE_PER_ACCOUNT", "5/m")
 SIGNUP_RATE_PER_IP = env_str("SIGNUP_RATE_PER_IP", "10/h")
 PASSWORD_RESET_RATE_PER_IP = env_str("PASSWORD_RESET_RATE_PER_IP", "10/h")
 RATELIMIT_VIEW = "accounts.views.ratelimited"
-# Behind a reverse proxy set this so limits key on the client address, not the proxy's.
-RATELIMIT_IP_META_KEY = env_str("RATELIMIT_IP_META_KEY", "REMOTE_ADDR")
+# The client address for limits and key IP allow-lists: the peer's, unless the peer is one of these
+# proxies (addresses or CIDRs, e.g. nginx's); then the nearest untrusted hop of X-Forwarded-For.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+try:
+    for _proxy in TRUSTED_PROXIES:
+        ipaddress.ip_network(_proxy, strict=False)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {exc}") from exc
+RATELIMIT_IP_META_KEY = "accounts.authentication.client_ip"
 
 # --- API keys ---
 API_KEY_PREFIX = "llmos"
