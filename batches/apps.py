@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class BatchesConfig(AppConfig):
+    """OpenAI's Files and Batch APIs: JSONL files, batch jobs run line by line off the request path."""
+
+    name = "batches"
+    default_auto_field = "django.db.models.BigAutoField"
