@@ -158,3 +158,28 @@ def test_batch_survives_a_killed_worker_and_bills_each_line_once(batch_stack):
     billed = [row["request_id"] for row in rows if row["endpoint"] == "batch"]
     assert len(billed) == LINES and len(set(billed)) == LINES  # each line once, none twice
     assert all(row["completion_tokens"] > 0 for row in rows if row["endpoint"] == "batch")
+
+
+def test_without_a_broker_the_server_runs_batches_itself(portal_server):
+    """`make run` alone: no BROKER_URL, a thread of the server runs the job."""
+    from openai import OpenAI
+
+    assert "BROKER_URL" not in portal_server.env
+    key = portal_server.create_user_and_key("threaded@example.com")
+    client = OpenAI(base_url=f"{portal_server.url}/v1", api_key=key, max_retries=0, timeout=60)
+    lines = [
+        {"custom_id": f"t-{i}", "method": "POST", "url": "/v1/completions",
+         "body": {"model": MODEL, "prompt": f"{i} + {i} =", "max_tokens": 2}}
+        for i in range(5)
+    ]  # fmt: skip
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    uploaded = client.files.create(file=("small.jsonl", data), purpose="batch")
+    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/completions", completion_window="24h")
+    deadline = time.monotonic() + 120
+    while (batch := client.batches.retrieve(batch.id)).status != "completed":
+        assert time.monotonic() < deadline and batch.status in {"validating", "in_progress", "finalizing"}, batch
+        time.sleep(0.3)
+    assert batch.output_file_id is not None
+    output = [json.loads(row) for row in client.files.content(batch.output_file_id).text.splitlines()]
+    assert [row["custom_id"] for row in output] == [f"t-{i}" for i in range(5)]
+    assert all(row["response"]["body"]["object"] == "text_completion" for row in output)
