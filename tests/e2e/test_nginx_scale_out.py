@@ -264,6 +264,7 @@ def test_killing_a_worker_mid_load_loses_no_request_and_metrics_add_up_both(clus
     served = cluster.served_by()[before:]
     dead, alive = (f"127.0.0.1:{port}" for port in reversed(cluster.worker_ports))
     assert any(u == dead for u in served) and any(u.endswith(alive) for u in served)
+    print(f"{sum(', ' in u for u in served)} request(s) failed over to the other worker")  # shown with -s
 
     # Billed at most once per request: no request id has two usage rows (a retried request's first
     # attempt died with its worker before it was recorded).
