@@ -42,7 +42,7 @@ def batch_object(batch: Batch) -> dict:
         "finalizing_at": _ts(batch.finalizing_at),
         "completed_at": _ts(batch.completed_at),
         "failed_at": _ts(batch.failed_at),
-        "expired_at": None,
+        "expired_at": _ts(batch.expired_at),
         "cancelling_at": _ts(batch.cancelling_at),
         "cancelled_at": _ts(batch.cancelled_at),
         "request_counts": {"total": batch.total, "completed": batch.completed, "failed": batch.failed},

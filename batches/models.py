@@ -59,7 +59,8 @@ class Batch(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_batch_id, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
     api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.SET_NULL, null=True, related_name="batches")
-    input_file = models.ForeignKey(File, on_delete=models.PROTECT, related_name="input_of")
+    # Deleting an input file is refused while its batch runs (batches.services.file_delete).
+    input_file = models.ForeignKey(File, on_delete=models.SET_NULL, null=True, related_name="input_of")
     output_file = models.ForeignKey(File, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     error_file = models.ForeignKey(File, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     endpoint = models.CharField(max_length=64)
@@ -79,6 +80,7 @@ class Batch(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     cancelling_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

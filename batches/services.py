@@ -121,6 +121,13 @@ def file_create(*, user: User, filename: str, purpose: str, data: bytes) -> File
     )
 
 
+def file_delete(*, file: File) -> None:
+    """Delete a file, unless it is the input of a batch that is still running."""
+    if Batch.objects.filter(input_file=file, status__in=Batch.ACTIVE).exists():
+        raise BatchInputError("The file is the input of a batch that has not finished.", param="file_id")
+    file.delete()
+
+
 @transaction.atomic
 def batch_create(
     *,
@@ -210,6 +217,8 @@ def batch_line_claim(*, batch_id: str, run_id: str) -> BatchLine | None:
         batch = Batch.objects.select_for_update().get(pk=batch_id)
         if batch.run_id != run_id or batch.status != Batch.Status.IN_PROGRESS:
             return None
+        if batch.expires_at is not None and timezone.now() >= batch.expires_at:
+            return None  # past its completion window: finalized as expired
         line = batch.lines.filter(state=BatchLine.State.PENDING).order_by("index").first()
         if line is None:
             return None
@@ -270,6 +279,8 @@ def batch_finalize(*, batch_id: str, run_id: str) -> Batch | None:
             return None
         cancelled = batch.status == Batch.Status.CANCELLING
         now = timezone.now()
+        unrun = batch.lines.filter(state__in=[BatchLine.State.PENDING, BatchLine.State.RUNNING]).exists()
+        expired = not cancelled and unrun and batch.expires_at is not None and now >= batch.expires_at
         batch.finalizing_at = now
         outputs, errors = [], []
         for line in batch.lines.order_by("index"):
@@ -277,6 +288,8 @@ def batch_finalize(*, batch_id: str, run_id: str) -> Batch | None:
                 outputs.append(_output_line(line))
             elif line.state == BatchLine.State.FAILED:
                 errors.append(_output_line(line))
+            elif expired:
+                errors.append(_unrun_line(line, "batch_expired", "The batch expired before this request ran."))
             else:
                 errors.append(_unrun_line(line, "batch_cancelled", "The batch was cancelled before this request ran."))
         for rows, attr, name in ((outputs, "output_file", "output"), (errors, "error_file", "errors")):
@@ -296,6 +309,8 @@ def batch_finalize(*, batch_id: str, run_id: str) -> Batch | None:
                 )
         if cancelled:
             batch.status, batch.cancelled_at = Batch.Status.CANCELLED, now
+        elif expired:
+            batch.status, batch.expired_at = Batch.Status.EXPIRED, now
         else:
             batch.status, batch.completed_at = Batch.Status.COMPLETED, now
         batch.save()

@@ -64,9 +64,16 @@ async def _own_file(request: HttpRequest, meter: RequestMeter, file_id: str) -> 
     return found
 
 
-@openai_endpoint("files", "GET")
+@openai_endpoint("files", "GET", "DELETE")
 async def file_detail(request: HttpRequest, meter: RequestMeter, file_id: str) -> HttpResponseBase:
-    return JsonResponse(formats.file_object(await _own_file(request, meter, file_id)))
+    found = await _own_file(request, meter, file_id)
+    if request.method == "DELETE":
+        try:
+            await sync_to_async(services.file_delete)(file=found)
+        except services.BatchInputError as exc:
+            raise ApiError(exc.message, status=409, param=exc.param, code="file_in_use") from exc
+        return JsonResponse({"id": file_id, "object": "file", "deleted": True})
+    return JsonResponse(formats.file_object(found))
 
 
 @openai_endpoint("files", "GET")

@@ -221,3 +221,30 @@ def test_file_object_is_the_stored_file(owner, owner_key):
     file_id = upload(owner_key, jsonl(2)).json()["id"]
     stored = File.objects.get(pk=file_id)
     assert stored.user == owner and stored.line_count == 2
+
+
+def test_a_batch_past_its_window_expires_with_its_unrun_lines(owner_key, fake_engine):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    batch = create_batch(owner_key, 2)
+    Batch.objects.filter(pk=batch["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    async_to_sync(runner.batch_run)(batch_id=batch["id"])
+    ended = call("GET", f"/v1/batches/{batch['id']}", owner_key).json()
+    assert ended["status"] == "expired" and ended["expired_at"] and fake_engine == []
+    errors = call("GET", f"/v1/files/{ended['error_file_id']}/content", owner_key).body.decode().splitlines()
+    assert [json.loads(row)["error"]["code"] for row in errors] == ["batch_expired", "batch_expired"]
+
+
+def test_a_file_is_deleted_only_once_its_batch_is_done(owner_key, other_key, fake_engine):
+    batch = create_batch(owner_key, 1)
+    file_id = batch["input_file_id"]
+    assert call("DELETE", f"/v1/files/{file_id}", other_key).status == 404
+    busy = call("DELETE", f"/v1/files/{file_id}", owner_key)
+    assert busy.status == 409 and busy.json()["error"]["code"] == "file_in_use"
+    async_to_sync(runner.batch_run)(batch_id=batch["id"])
+    deleted = call("DELETE", f"/v1/files/{file_id}", owner_key)
+    assert deleted.json() == {"id": file_id, "object": "file", "deleted": True}
+    assert call("GET", f"/v1/files/{file_id}", owner_key).status == 404
+    assert call("GET", f"/v1/batches/{batch['id']}", owner_key).json()["input_file_id"] is None
