@@ -248,3 +248,12 @@ def test_a_file_is_deleted_only_once_its_batch_is_done(owner_key, other_key, fak
     assert deleted.json() == {"id": file_id, "object": "file", "deleted": True}
     assert call("GET", f"/v1/files/{file_id}", owner_key).status == 404
     assert call("GET", f"/v1/batches/{batch['id']}", owner_key).json()["input_file_id"] is None
+
+
+def test_usage_dashboard_shows_batch_usage_apart(client, owner, owner_key, fake_engine):
+    batch = create_batch(owner_key, 2)
+    async_to_sync(runner.batch_run)(batch_id=batch["id"])
+    client.force_login(owner)
+    page = client.get("/console/usage/").content.decode()
+    endpoints = page.split('class="by-endpoint"', 1)[1].split("</table>", 1)[0]
+    assert "<td>batch</td><td>2</td><td>14</td>" in endpoints
