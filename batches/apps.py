@@ -6,3 +6,6 @@ class BatchesConfig(AppConfig):
 
     name = "batches"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from batches import checks  # noqa: F401 - registers system checks

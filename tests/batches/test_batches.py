@@ -257,3 +257,13 @@ def test_usage_dashboard_shows_batch_usage_apart(client, owner, owner_key, fake_
     page = client.get("/console/usage/").content.decode()
     endpoints = page.split('class="by-endpoint"', 1)[1].split("</table>", 1)[0]
     assert "<td>batch</td><td>2</td><td>14</td>" in endpoints
+
+
+def test_thread_runner_with_several_workers_warns(settings, monkeypatch):
+    from batches.checks import check_batch_runner_with_many_workers
+
+    settings.BATCH_RUNNER = "thread"
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    assert [w.id for w in check_batch_runner_with_many_workers()] == ["batches.W001"]
+    settings.BATCH_RUNNER = "celery"
+    assert check_batch_runner_with_many_workers() == []
