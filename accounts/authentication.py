@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
@@ -17,11 +20,40 @@ def bearer_token(request) -> str | None:
     return token.strip()
 
 
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> Networks:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in proxies)
+
+
+def _trusted(address: str, networks: Networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
 def client_ip(request) -> str:
+    """The caller's address, for limits and key IP allow-lists.
+
+    The peer address (REMOTE_ADDR) unless that peer is a proxy listed in TRUSTED_PROXIES; then
+    X-Forwarded-For is read from the right, skipping trusted proxies, and the first address that
+    is not one of them is the client (entries further left are whatever the client sent).
+    """
     from django.conf import settings
 
-    value = request.META.get(settings.RATELIMIT_IP_META_KEY, "") or request.META.get("REMOTE_ADDR", "")
-    return value.split(",")[0].strip()
+    remote = request.META.get("REMOTE_ADDR", "") or ""
+    networks = _networks(tuple(settings.TRUSTED_PROXIES))
+    if not networks or not _trusted(remote, networks):
+        return remote
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    for address in reversed(forwarded):
+        if not _trusted(address, networks):
+            return address
+    return forwarded[0] if forwarded else remote
 
 
 class ApiKeyAuthentication(BaseAuthentication):

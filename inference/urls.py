@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
+from batches import urls as batches_urls
 from inference import native_api, openai_views
 
 openai_urls = [
@@ -10,6 +11,7 @@ openai_urls = [
     path("chat/completions", openai_views.chat_completions, name="v1-chat-completions"),
     path("completions", openai_views.completions, name="v1-completions"),
     path("embeddings", openai_views.embeddings, name="v1-embeddings"),
+    *batches_urls.openai_urls,  # files and batches
     re_path(r"^(?P<rest>.*)$", openai_views.not_found),
 ]
 

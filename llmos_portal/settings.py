@@ -7,11 +7,13 @@ to scale out, DATABASE_URL and REDIS_URL.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from llmos_portal.env import env_bool, env_int, env_list, env_str
 
@@ -44,6 +46,7 @@ INSTALLED_APPS = [
     "inference",
     "usage",
     "playground",
+    "batches",
 ]
 
 MIDDLEWARE = [
@@ -139,8 +142,15 @@ LOGIN_RATE_PER_ACCOUNT = env_str("LOGIN_RATE_PER_ACCOUNT", "5/m")
 SIGNUP_RATE_PER_IP = env_str("SIGNUP_RATE_PER_IP", "10/h")
 PASSWORD_RESET_RATE_PER_IP = env_str("PASSWORD_RESET_RATE_PER_IP", "10/h")
 RATELIMIT_VIEW = "accounts.views.ratelimited"
-# Behind a reverse proxy set this so limits key on the client address, not the proxy's.
-RATELIMIT_IP_META_KEY = env_str("RATELIMIT_IP_META_KEY", "REMOTE_ADDR")
+# The client address for limits and key IP allow-lists: the peer's, unless the peer is one of these
+# proxies (addresses or CIDRs, e.g. nginx's); then the nearest untrusted hop of X-Forwarded-For.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+try:
+    for _proxy in TRUSTED_PROXIES:
+        ipaddress.ip_network(_proxy, strict=False)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {exc}") from exc
+RATELIMIT_IP_META_KEY = "accounts.authentication.client_ip"
 
 # --- API keys ---
 API_KEY_PREFIX = "llmos"
@@ -229,7 +239,23 @@ PLAYGROUND_MAX_CONCURRENT_PER_USER = env_int("PLAYGROUND_MAX_CONCURRENT_PER_USER
 PLAYGROUND_MAX_MESSAGE_BYTES = env_int("PLAYGROUND_MAX_MESSAGE_BYTES", 65_536, minimum=1024)
 RESPONSE_CACHE_SECONDS = env_int("RESPONSE_CACHE_SECONDS", 3600, minimum=0)  # 0 turns the cache off
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # lets a Prometheus scraper read /metrics without a session
-USAGE_BACKGROUND_WRITES = True  # usage rows are written by a background thread (tests flush by hand)
+USAGE_BACKGROUND_WRITES = True
+
+# --- Batch jobs (OpenAI Files + Batch API) ---
+# A Celery broker (amqp://... RabbitMQ, or redis://...): jobs run on `make worker`. Unset: a
+# background thread of the server runs them.
+BROKER_URL = env_str("BROKER_URL", "")
+BATCH_RUNNER = env_str("BATCH_RUNNER", "celery" if BROKER_URL else "thread")
+if BATCH_RUNNER not in {"celery", "thread", "off"}:
+    raise ImproperlyConfigured(f"BATCH_RUNNER={BATCH_RUNNER!r}: use celery, thread or off.")
+if BATCH_RUNNER == "celery" and not BROKER_URL:
+    raise ImproperlyConfigured("BATCH_RUNNER=celery needs BROKER_URL.")
+BATCH_QUEUE = env_str("BATCH_QUEUE", "llmos-batches")
+BATCH_VISIBILITY_TIMEOUT = env_int("BATCH_VISIBILITY_TIMEOUT", 600, minimum=10)  # Redis broker: redelivery after
+BATCH_FILE_MAX_BYTES = env_int("BATCH_FILE_MAX_BYTES", 100_000_000, minimum=1024)
+BATCH_MAX_LINES = env_int(
+    "BATCH_MAX_LINES", 50_000, minimum=1
+)  # usage rows are written by a background thread (tests flush by hand)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

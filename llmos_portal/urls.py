@@ -8,11 +8,16 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import urls as accounts_urls
+from batches import urls as batches_urls
 from inference.urls import native_urls, openai_urls
 from llmos_portal import views
 from usage import urls as usage_urls
 
-console_urls: list[URLPattern | URLResolver] = [*accounts_urls.console_urls, *usage_urls.console_urls]
+console_urls: list[URLPattern | URLResolver] = [
+    *accounts_urls.console_urls,
+    *usage_urls.console_urls,
+    *batches_urls.console_urls,
+]
 portal_api_urls: list[URLPattern | URLResolver] = [*accounts_urls.api_urls, *usage_urls.api_urls]
 
 urlpatterns = [

@@ -64,6 +64,10 @@ class RequestMeter:
     ttft_s: float | None = None
     handed_over: bool = False
     finished: bool = False
+    # A caller that must write the usage row in its own transaction (batch lines: the row and the
+    # line's result together) sets this and takes `usage_event` instead of the background recorder.
+    defer_usage: bool = False
+    usage_event: UsageEvent | None = None
 
     @property
     def limit_subject(self) -> str:
@@ -117,24 +121,26 @@ class RequestMeter:
         if self.caller is None:
             return  # unauthenticated: nobody to bill
         api_key = self.caller.api_key
-        recorder().record(
-            UsageEvent(
-                user_id=self.caller.user.pk,
-                api_key_id=api_key.pk if api_key is not None else None,
-                model=self.model,
-                endpoint=self.endpoint,
-                status_code=self.status,
-                prompt_tokens=self.prompt_tokens,
-                completion_tokens=self.completion_tokens,
-                latency_ms=int(latency_s * 1000),
-                ttft_ms=None if self.ttft_s is None else int(self.ttft_s * 1000),
-                error_code=self.error_code,
-                cached=self.cached,
-                streamed=self.streamed,
-                client_disconnected=self.client_disconnected,
-                request_id=self.request_id,
-            )
+        event = UsageEvent(
+            user_id=self.caller.user.pk,
+            api_key_id=api_key.pk if api_key is not None else None,
+            model=self.model,
+            endpoint=self.endpoint,
+            status_code=self.status,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            latency_ms=int(latency_s * 1000),
+            ttft_ms=None if self.ttft_s is None else int(self.ttft_s * 1000),
+            error_code=self.error_code,
+            cached=self.cached,
+            streamed=self.streamed,
+            client_disconnected=self.client_disconnected,
+            request_id=self.request_id,
         )
+        if self.defer_usage:
+            self.usage_event = event
+        else:
+            recorder().record(event)
         if not self.cached:
             await limits.record_tokens(subject=self.limit_subject, tokens=self.prompt_tokens + self.completion_tokens)
 
@@ -160,9 +166,11 @@ def outcome_of(exc: BaseException, meter: RequestMeter) -> tuple[int, str]:
 
 
 @asynccontextmanager
-async def metered(endpoint: str, *, request_id: str = "", caller: Caller | None = None) -> AsyncIterator[RequestMeter]:
+async def metered(
+    endpoint: str, *, request_id: str = "", caller: Caller | None = None, defer_usage: bool = False
+) -> AsyncIterator[RequestMeter]:
     """Meter one request; see the module docstring. Exceptions are recorded, then re-raised."""
-    meter = RequestMeter(endpoint=endpoint, request_id=request_id, caller=caller)
+    meter = RequestMeter(endpoint=endpoint, request_id=request_id, caller=caller, defer_usage=defer_usage)
     try:
         yield meter
     except BaseException as exc:

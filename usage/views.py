@@ -88,6 +88,7 @@ def usage_page(request: AuthenticatedRequest) -> HttpResponseBase:
         "chart_data": chart_data,
         "by_model": selectors.usage_by(everything, "model"),
         "by_key": selectors.usage_by(everything, "api_key"),
+        "by_endpoint": selectors.usage_by(everything, "endpoint"),
         "recent": recent,
         "query": query.urlencode(),
     }
