@@ -158,8 +158,8 @@ class Scheduler:
             failed, self._running = self._running, []
             self.runner.reset()
             self.counters["failed"] += len(failed)
+            self._publish()  # before the callers hear of it: they may read stats() at once
             self.output.fail(failed, exc)
-            self._publish()
             return
         self.counters["steps"] += 1
         finished: list[Sequence] = []
@@ -206,5 +206,5 @@ class Scheduler:
         if running:
             self.runner.reset()
         self.counters["failed"] += len(pending) + len(running)
-        self.output.fail(pending + running, exc)
         self._publish()
+        self.output.fail(pending + running, exc)
