@@ -11,7 +11,9 @@
    bench/load.py's streaming chat load: 128 new tokens, temperature 0.7, 2 x concurrency requests
    per level, each level after a warm-up request.
 3. Starts a throwaway portal (bench/portal.py) that serves the embedded SmolLM2 on its llama.cpp
-   runner and drives it with the same load; the two servers never run at the same time.
+   runner and drives it with the same load. Levels interleave (llama-server c1, portal c1,
+   llama-server c4, ...): only one server is under load at a time, and drift in the machine's
+   background load hits both alike.
 4. Runs the naive baseline (fp32 `model.generate`, one request at a time) in this process.
 5. Prints one Markdown table with TTFT, time per output token, aggregate tok/s, errors and the
    ratios portal / llama-server; --write appends it to bench/RESULTS.md.
@@ -109,17 +111,9 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def sweep(url: str, key: str, args) -> list[load.LevelResult]:
-    asyncio.run(load.run_level(url, key, 1, 1, 8))  # warm-up
-    levels = []
-    for concurrency in args.concurrency:
-        level = asyncio.run(load.run_level(url, key, concurrency, args.requests_per_client, args.new_tokens))
-        print(f"  c{concurrency}: {level.tokens_per_s:.1f} tok/s", file=sys.stderr)
-        levels.append(level)
-    return levels
-
-
-def run_llama_server(binary: Path, gguf: Path, args, log_dir: Path) -> list[load.LevelResult]:
+def start_llama_server(
+    binary: Path, gguf: Path, args: argparse.Namespace, log_dir: Path
+) -> tuple[subprocess.Popen, str]:
     port = args.port + 1
     command = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port)]
     command += ["-np", str(SLOTS), "-c", str(SLOTS * CONTEXT_PER_SLOT), "-t", str(args.threads)]
@@ -127,13 +121,14 @@ def run_llama_server(binary: Path, gguf: Path, args, log_dir: Path) -> list[load
     process = subprocess.Popen(command, stdout=(log_dir / "llama-server.log").open("wb"), stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
-        print(f"llama-server: {' '.join(command[1:])}", file=sys.stderr)
-        return sweep(f"http://127.0.0.1:{port}", "unused", args)
-    finally:
+    except SystemExit:
         stop(process)
+        raise
+    print(f"llama-server: {' '.join(command[1:])}", file=sys.stderr)
+    return process, f"http://127.0.0.1:{port}"
 
 
-def run_portal(args) -> tuple[list[load.LevelResult], str]:
+def start_portal(args: argparse.Namespace) -> tuple[subprocess.Popen, str, str, str]:
     env, tmp = portal.portal_env(
         INFERENCE_PRELOAD="true",
         INFERENCE_TORCH_THREADS=str(args.threads),
@@ -144,11 +139,43 @@ def run_portal(args) -> tuple[list[load.LevelResult], str]:
     url = f"http://127.0.0.1:{args.port}"
     try:
         portal.wait_for(f"{url}/readyz")
-        ready = httpx.get(f"{url}/readyz", timeout=5).text.strip()
-        print(f"portal /readyz: {ready}", file=sys.stderr)
-        return sweep(url, key, args), ready
-    finally:
+    except SystemExit:
         stop(process)
+        raise
+    ready = httpx.get(f"{url}/readyz", timeout=5).text.strip()
+    print(f"portal /readyz: {ready}", file=sys.stderr)
+    return process, url, key, ready
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def interleaved(
+    anchor: tuple[int, str, str], ours: tuple[int, str, str], args: argparse.Namespace
+) -> tuple[list[load.LevelResult], list[load.LevelResult], dict[tuple[str, int], float]]:
+    """Level by level, llama-server then the portal (the idle one costs nothing), so drift in the
+    machine's load hits both alike. Also the CPU time each server spent per output token: on a
+    machine shared with other work, wall-clock rates swing run to run, CPU per token much less."""
+    for _, url, api_key in (anchor, ours):
+        asyncio.run(load.run_level(url, api_key, 1, 1, 8))  # warm-up
+    results: dict[str, list[load.LevelResult]] = {"llama-server": [], "portal": []}
+    cpu_per_token: dict[tuple[str, int], float] = {}
+    for concurrency in args.concurrency:
+        for name, (pid, url, api_key) in (("llama-server", anchor), ("portal", ours)):
+            cpu_before = cpu_seconds(pid)
+            level = asyncio.run(load.run_level(url, api_key, concurrency, args.requests_per_client, args.new_tokens))
+            tokens = sum(sample.tokens for sample in level.ok())
+            cpu_per_token[(name, concurrency)] = (cpu_seconds(pid) - cpu_before) / max(tokens, 1)
+            print(
+                f"  {name} c{concurrency}: {level.tokens_per_s:.1f} tok/s, "
+                f"{cpu_per_token[(name, concurrency)] * 1000:.1f} CPU ms/token",
+                file=sys.stderr,
+            )
+            results[name].append(level)
+    return results["llama-server"], results["portal"], cpu_per_token
 
 
 def row(name: str, level: load.LevelResult) -> tuple[str, list[str]]:
@@ -167,8 +194,14 @@ def ratio(a: float | None, b: float | None) -> str:
     return "–" if not a or not b else f"{a / b:.2f}x"
 
 
-def report(anchor: list[load.LevelResult], ours: list[load.LevelResult], base: load.LevelResult, args) -> str:
-    cpu = next(
+def report(
+    anchor: list[load.LevelResult],
+    ours: list[load.LevelResult],
+    base: load.LevelResult,
+    cpu: dict[tuple[str, int], float],
+    args: argparse.Namespace,
+) -> str:
+    cpu_name = next(
         (
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -179,31 +212,34 @@ def report(anchor: list[load.LevelResult], ours: list[load.LevelResult], base: l
     lines = [
         f"### Portal (llama.cpp runner) vs llama-server, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
-        f"Machine: {cpu}, {os.cpu_count()} cores. Same GGUF (SmolLM2-135M-Instruct Q4_1), llama.cpp "
+        f"Machine: {cpu_name}, {os.cpu_count()} cores. Same GGUF (SmolLM2-135M-Instruct Q4_1), llama.cpp "
         f"from llama-cpp-python {pinned_version()}, {args.threads} threads, {SLOTS} slots x "
         f"{CONTEXT_PER_SLOT} KV cells, no weight repacking. Streaming chat, {args.new_tokens} new tokens max, "
         f"temperature 0.7, {args.requests_per_client} requests per client, one invocation "
         f"(`bench/anchor.py`). Portal: 1 uvicorn worker.",
         "",
-        "| server | concurrency | errors | TTFT p50 / p95 ms | TPOT p50 ms | output tok/s "
-        "| tok/s portal / llama-server | TTFT p50 portal / llama-server |",
-        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
+        "| server | concurrency | errors | TTFT p50 / p95 ms | TPOT p50 ms | output tok/s | server CPU ms / token "
+        "| tok/s portal / llama-server | TTFT p50 portal / llama-server | CPU / token portal / llama-server |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     base_ttft = load.pct([s.ttft_s for s in base.samples], 0.5)
     lines.append(
         f"| naive fp32 `model.generate`, one at a time | 1 | 0 | {load.fmt_ms(base_ttft)} / "
         f"{load.fmt_ms(load.pct([s.ttft_s for s in base.samples], 0.95))} | "
-        f"{load.fmt_ms(load.pct([s.tpot_s for s in base.samples], 0.5))} | {base.tokens_per_s:.1f} | | |"
+        f"{load.fmt_ms(load.pct([s.tpot_s for s in base.samples], 0.5))} | {base.tokens_per_s:.1f} | | | | |"
     )
     for theirs, mine in zip(anchor, ours, strict=True):
+        c = theirs.concurrency
+        their_cpu, my_cpu = cpu[("llama-server", c)], cpu[("portal", c)]
         name, cells = row("llama-server", theirs)
-        lines.append(f"| {name} | " + " | ".join(cells) + " | | |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {their_cpu * 1000:.1f} | | | |")
         name, cells = row("**portal, llama.cpp runner**", mine)
         their_ttft = load.pct([s.ttft_s for s in theirs.ok()], 0.5)
         my_ttft = load.pct([s.ttft_s for s in mine.ok()], 0.5)
         lines.append(
-            f"| {name} | " + " | ".join(cells) + f" | {ratio(mine.tokens_per_s, theirs.tokens_per_s)} | "
-            f"{ratio(my_ttft, their_ttft)} |"
+            f"| {name} | " + " | ".join(cells) + f" | {my_cpu * 1000:.1f} | "
+            f"{ratio(mine.tokens_per_s, theirs.tokens_per_s)} | {ratio(my_ttft, their_ttft)} | "
+            f"{ratio(my_cpu, their_cpu)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -227,16 +263,22 @@ def main() -> None:
     binary = build_server(args.sdist, args.build_jobs)
     log_dir = WORK / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    print("llama-server:", file=sys.stderr)
-    anchor = run_llama_server(binary, smollm2_gguf_path(), args, log_dir)
-    print("portal:", file=sys.stderr)
-    ours, ready = run_portal(args)
+    servers: list[subprocess.Popen] = []
+    try:
+        server, anchor_url = start_llama_server(binary, smollm2_gguf_path(), args, log_dir)
+        servers.append(server)
+        server, portal_url, key, ready = start_portal(args)
+        servers.append(server)
+        anchor, ours, cpu = interleaved((servers[0].pid, anchor_url, "unused"), (servers[1].pid, portal_url, key), args)
+    finally:
+        for server in servers:
+            stop(server)
     if args.skip_baseline:
         base = load.LevelResult(concurrency=1)
     else:
         print("baseline:", file=sys.stderr)
         base = load.baseline(args.baseline_requests, args.new_tokens, args.threads)
-    text = report(anchor, ours, base, args) + f"\nPortal /readyz during the run: `{ready}`\n"
+    text = report(anchor, ours, base, cpu, args) + f"\nPortal /readyz during the run: `{ready}`\n"
     print(text)
     if args.write:
         with (REPO / "bench" / "RESULTS.md").open("a") as results:
