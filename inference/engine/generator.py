@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .base import TextGenerator
 from .scheduler import Scheduler
@@ -42,7 +42,7 @@ class BatchedTextGenerator(TextGenerator):
             )
         return ids
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[TextDelta]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[TextDelta, None]:
         ids = self._validate(request)
         handle = self.scheduler.submit(ids, request.params)
         done = False

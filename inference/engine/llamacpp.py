@@ -182,7 +182,7 @@ class LlamaCppRunner(ModelRunner):
         self.max_batch_size = max_batch_size
         self.context_length = context_length
         self.prefill_chunk = prefill_chunk
-        self.idle_prefill_budget = max(idle_prefill_budget, prefill_chunk)
+        self.idle_prefill_budget: int = max(idle_prefill_budget, prefill_chunk)
         n_batch = self.idle_prefill_budget + max_batch_size
         self.ctx = _context(
             model, n_ctx=context_length * max_batch_size, n_seq=max_batch_size, n_batch=n_batch, n_threads=n_threads
@@ -198,7 +198,8 @@ class LlamaCppRunner(ModelRunner):
     # ---- shared prefix ------------------------------------------------------------------
     def cache_prefix(self, ids: list[int]) -> None:
         """Compute the KV of `ids` once; sequences whose prompt starts with it get a copy."""
-        if len(ids) < 2 or len(ids) > self.idle_prefill_budget or not self._free:
+        budget = self.idle_prefill_budget
+        if len(ids) < 2 or len(ids) > budget or not self._free:
             return
         slot = self._free[-1]
         b = self._batch
@@ -287,7 +288,7 @@ class LlamaCppRunner(ModelRunner):
     def close(self) -> None:
         if self.ctx:
             lc.llama_free(self.ctx)
-            self.ctx = None
+            self.ctx = 0  # freed
 
 
 class LlamaCppTextGenerator(BatchedTextGenerator):
@@ -347,7 +348,7 @@ class LlamaCppTextGenerator(BatchedTextGenerator):
                 raise InvalidRequest("messages must not be empty")
             if self._formatter is None:
                 raise InvalidRequest(f"model {self.name!r} has no chat template")
-            return self._formatter(messages=list(request.messages)).prompt
+            return self._formatter(messages=list(request.messages)).prompt  # type: ignore[arg-type]
         if request.prompt is None:
             raise InvalidRequest("either messages or prompt is required")
         return request.prompt

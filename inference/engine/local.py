@@ -51,7 +51,7 @@ def resolve_dtype(option: str | None, device: str = "cpu") -> torch.dtype:
 def load_causal_lm(model_dir: str | Path, *, dtype: torch.dtype, device: str) -> Any:
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     return model.to(device).eval()
 
 

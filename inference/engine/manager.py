@@ -210,6 +210,7 @@ class ModelManager:
 
     def _load_entry(self, entry: _Entry) -> None:
         future = entry.future
+        assert future is not None  # set by _get before this thread starts
         try:
             # One load at a time per process: transformers' lazy imports are not thread-safe
             # (two first loads at once can fail with "cannot import name 'AutoModel'"), and on a

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -117,6 +117,7 @@ class TorchRunner(ModelRunner):
 
     def _decode(self) -> np.ndarray:
         b = len(self._seqs)
+        assert self._mask is not None and self._pos is not None  # set by the first _merge
         last = torch.tensor([seq.out_ids[-1] for seq in self._seqs], device=self.device)
         self._mask = torch.cat([self._mask, self._mask.new_ones((b, 1))], dim=1)
         out = self.model(
@@ -143,9 +144,11 @@ class TorchRunner(ModelRunner):
         n = len(seq.prompt_ids)
         old_len = self._cache.get_seq_length() if self._cache is not None else 0
         length = max(old_len, n)
-        layers = []
-        for i, layer in enumerate(cache.layers):
-            old = self._cache.layers[i] if self._cache is not None else None
+        layers: list = []
+        old_layers = self._buffered_layers() if self._cache is not None else None
+        for i, layer in enumerate(cast(list[DynamicLayer], cache.layers)):
+            assert layer.keys is not None and layer.values is not None  # prefilled
+            old = old_layers[i] if old_layers is not None else None
             k = _merged(None if old is None else old._kbuf, old_len, layer.keys, length)
             v = _merged(None if old is None else old._vbuf, old_len, layer.values, length)
             layers.append(_BufferedLayer(k, v, length))
@@ -172,15 +175,21 @@ class TorchRunner(ModelRunner):
         if not keep:
             self.reset()
             return
+        assert self._mask is not None and self._pos is not None
         rows = torch.tensor(keep, device=self.device)
         mask = self._mask.index_select(0, rows)
         offset = int(mask.any(dim=0).long().argmax())  # first column some row still uses
-        for layer in self._cache.layers:
+        for layer in self._buffered_layers():
             layer.select_and_trim(rows, offset)
         self._mask = mask[:, offset:]
         self._padded = bool((self._mask == 0).any())
         self._pos = self._pos.index_select(0, rows)
         self._seqs = [self._seqs[i] for i in keep]
+
+    def _buffered_layers(self) -> list[_BufferedLayer]:
+        """The merged cache's layers: always _BufferedLayer (see _merge)."""
+        assert self._cache is not None
+        return cast(list[_BufferedLayer], self._cache.layers)
 
     def reset(self) -> None:
         self._seqs, self._cache, self._mask, self._pos = [], None, None, None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
 
 from .base import Embedder, TextGenerator
-from .types import EmbeddingResult, GenerationRequest, InvalidRequest, ModelSpec, TextDelta, UpstreamError
+from .types import EmbeddingResult, FinishReason, GenerationRequest, InvalidRequest, ModelSpec, TextDelta, UpstreamError
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0)
 
@@ -162,7 +162,7 @@ class UpstreamTextGenerator(_UpstreamBackend, TextGenerator):
             raise InvalidRequest("either messages or prompt is required")
         return "/completions", {**payload, "prompt": request.prompt}
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[TextDelta]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[TextDelta, None]:
         path, payload = self._payload(request)
         prompt_tokens = self.count_prompt_tokens(request)
         completion = 0
@@ -184,7 +184,7 @@ class UpstreamTextGenerator(_UpstreamBackend, TextGenerator):
         if usage:
             prompt_tokens = int(usage.get("prompt_tokens", prompt_tokens))
             completion = int(usage.get("completion_tokens", completion))
-        reason = "length" if finish == "length" else "stop"  # content_filter, tool_calls, ... -> stop
+        reason: FinishReason = "length" if finish == "length" else "stop"  # content_filter, tool_calls -> stop
         yield TextDelta(text="", prompt_tokens=prompt_tokens, completion_tokens=completion, finish_reason=reason)
 
     def stats(self) -> dict:
