@@ -15,6 +15,8 @@ class PlanAdmin(admin.ModelAdmin):
         "tokens_per_minute",
         "tokens_per_day",
         "max_tokens_per_request",
+        "max_prompt_tokens_per_request",
+        "max_concurrent_requests",
         "is_default",
     ]
 

@@ -43,7 +43,8 @@ class MeView(APIView):
     @extend_schema(responses=MeSerializer, summary="The signed-in user and their plan")
     def get(self, request):
         user = request.user
-        return Response(MeSerializer({"id": user.pk, "email": user.email, "plan": user.plan}).data)
+        plan = selectors.plan_for_user(user=user)
+        return Response(MeSerializer({"id": user.pk, "email": user.email, "plan": plan}).data)
 
 
 def _created(api_key: ApiKey, raw_key: str) -> Response:

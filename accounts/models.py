@@ -15,8 +15,16 @@ class Plan(models.Model):
     tokens_per_minute = models.PositiveIntegerField(default=20_000)
     tokens_per_day = models.PositiveIntegerField(default=200_000)
     max_tokens_per_request = models.PositiveIntegerField(default=1024)
+    max_prompt_tokens_per_request = models.PositiveIntegerField(
+        default=4096, help_text="Longest prompt (in tokens) one request may send."
+    )
+    max_concurrent_requests = models.PositiveIntegerField(
+        default=4, help_text="Requests one API key (or a playground user) may have running at once."
+    )
     allowed_models = models.JSONField(default=list, blank=True, help_text="Model names; empty means all models.")
-    is_default = models.BooleanField(default=False, help_text="Given to new users at signup.")
+    is_default = models.BooleanField(
+        default=False, help_text="Given to new users at signup, and governs every user who has no plan."
+    )
 
     class Meta:
         ordering = ["name"]

@@ -120,7 +120,7 @@ class PasswordResetView(auth_views.PasswordResetView):
 def console(request: AuthenticatedRequest) -> HttpResponse:
     keys = list(selectors.api_keys_for_user(user=request.user))
     context = {
-        "plan": request.user.plan,
+        "plan": selectors.plan_for_user(user=request.user),
         "active_key_count": sum(1 for key in keys if key.is_active),
         "max_keys": settings.MAX_ACTIVE_KEYS_PER_USER,
     }

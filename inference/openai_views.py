@@ -261,7 +261,9 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
             return event_stream(_cached_events(cached, stream=stream))
         return JsonResponse(_completion_body(chat, response_id, spec.name, cached))
 
-    generation, primed = await services.generation_start(model=spec.name, request=generation_request, n=n)
+    generation, primed = await services.generation_start(
+        model=spec.name, request=generation_request, n=n, check_prompt=meter.check_prompt_tokens
+    )
     meter.first_token()
     meter.prompt_tokens = generation.prompt_tokens
     if stream:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 
 from accounts.caller import Caller
@@ -46,12 +46,9 @@ async def model_for_caller(name: str, *, caller: Caller, kind: str):
     return spec
 
 
-def sampling_params(data: dict, *, plan: Plan | None) -> SamplingParams:
+def sampling_params(data: dict, *, plan: Plan) -> SamplingParams:
     """SamplingParams from validated request data; the plan's per-request cap bounds max_tokens."""
-    cap = plan.max_tokens_per_request if plan else None
-    max_tokens = data.get("max_tokens") or DEFAULT_MAX_TOKENS
-    if cap:
-        max_tokens = min(max_tokens, cap)
+    max_tokens = min(data.get("max_tokens") or DEFAULT_MAX_TOKENS, plan.max_tokens_per_request)
     temperature = data.get("temperature")
     top_p = data.get("top_p")
     return SamplingParams(
@@ -96,12 +93,17 @@ async def _prime(stream: TextStream) -> tuple[TextDelta, TextStream]:
 
 
 async def generation_start(
-    *, model: str, request: GenerationRequest, n: int
+    *, model: str, request: GenerationRequest, n: int, check_prompt: Callable[[int], None] | None = None
 ) -> tuple[Generation, list[tuple[TextDelta, TextStream]]]:
-    """Start n choices of a generation; raise ApiError for anything that fails before the first token."""
+    """Start n choices of a generation; raise ApiError for anything that fails before the first token.
+
+    `check_prompt(prompt_tokens)` (the meter's plan cap) may refuse the prompt before any model
+    time is spent on it."""
     manager = await current_manager()
     try:
         generator = await manager.get_text_generator(model)
+        if check_prompt is not None:
+            check_prompt(generator.count_prompt_tokens(request))
         primed = []
         try:
             for index in range(n):
