@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from accounts.caller import Caller
 from accounts.models import Plan
 from inference import errors
-from inference.engine.types import EngineError, GenerationRequest, SamplingParams, TextDelta
+from inference.engine.types import EmbedProgress, EngineError, GenerationRequest, SamplingParams, TextDelta
 from inference.registry import aenabled_specs
 from inference.runtime import current_manager
 
@@ -103,7 +103,9 @@ async def generation_start(
     try:
         generator = await manager.get_text_generator(model)
         if check_prompt is not None:
-            check_prompt(generator.count_prompt_tokens(request))
+            prompt_tokens = generator.count_prompt_tokens(request)
+            if prompt_tokens < generator.context_length:  # longer: the engine's context error says more
+                check_prompt(prompt_tokens)
         primed = []
         try:
             for index in range(n):
@@ -186,10 +188,12 @@ async def generation_run(*, model: str, request: GenerationRequest, n: int) -> t
         raise errors.from_engine_error(exc, model=model) from exc
 
 
-async def embeddings_create(*, model: str, texts: list[str]):
+async def embeddings_create(*, model: str, texts: list[str], progress: EmbedProgress | None = None):
+    """Embed `texts`. Cancelling stops the work between batches; `progress.prompt_tokens` then
+    holds what was embedded, for billing."""
     manager = await current_manager()
     try:
         embedder = await manager.get_embedder(model)
-        return await embedder.embed(texts)
+        return await embedder.embed(texts, progress)
     except EngineError as exc:
         raise errors.from_engine_error(exc, model=model) from exc

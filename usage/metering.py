@@ -129,7 +129,9 @@ class RequestMeter:
             )
 
     def check_prompt_tokens(self, prompt_tokens: int) -> None:
-        """Refuse a prompt longer than the plan allows (before any model time is spent on it)."""
+        """Refuse a prompt longer than the plan allows (before any model time is spent on it).
+        An admitted prompt is on the meter from here on: a request abandoned during its prefill
+        is billed for it."""
         assert self.caller is not None
         cap = self.caller.plan.max_prompt_tokens_per_request
         if prompt_tokens > cap:
@@ -139,6 +141,7 @@ class RequestMeter:
                 headers={},
                 status=400,
             )
+        self.prompt_tokens = prompt_tokens
 
     def first_token(self) -> None:
         if self.ttft_s is None:
