@@ -257,7 +257,11 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
         stream = StreamFormat(chat=chat, id=response_id, model=spec.name, include_usage=include_usage)
 
     cacheable = response_cache.is_cacheable(generation_request)
-    key = response_cache.cache_key(model=spec.name, request=generation_request, n=n) if cacheable else ""
+    key = (
+        response_cache.cache_key(user_id=caller.user.pk, model=spec.name, request=generation_request, n=n)
+        if cacheable
+        else ""
+    )
     cached = await response_cache.lookup(key) if cacheable else None
     if cached is not None:
         meter.cached = True
