@@ -5,6 +5,7 @@ import ipaddress
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 
 class Plan(models.Model):
@@ -43,6 +44,20 @@ class User(AbstractUser):
     email = models.EmailField(unique=True)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
     email_verified = models.BooleanField(default=False)
+    # Raised to sign the user out everywhere: sessions and JWTs carry the value they were issued with.
+    auth_epoch = models.PositiveIntegerField(default=0, editable=False)
+
+    def _get_session_auth_hash(self, secret=None) -> str:
+        """Django's HMAC of the password hash, also bound to auth_epoch once it is raised (at 0 the
+        hash is Django's own, so existing sessions survive the upgrade)."""
+        if not self.auth_epoch:
+            return super()._get_session_auth_hash(secret=secret)  # type: ignore[misc]
+        return salted_hmac(
+            "accounts.User.get_session_auth_hash",
+            f"{self.password}:{self.auth_epoch}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
 
 class ApiKey(models.Model):

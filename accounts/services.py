@@ -43,6 +43,28 @@ def user_signup(*, email: str, password: str, verified: bool = False) -> User:
     return user
 
 
+def user_tokens_revoke(*, user: User) -> int:
+    """Blacklist every refresh token issued to `user`; returns how many were still live."""
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+    live = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
+    return len(BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in live]))
+
+
+def user_auth_epoch_raise(*, user: User) -> None:
+    """End every session and JWT issued to `user` so far (the in-memory instance follows, so a
+    caller may keep its own session with update_session_auth_hash)."""
+    user.auth_epoch += 1
+    User.objects.filter(pk=user.pk).update(auth_epoch=user.auth_epoch)
+
+
+def user_log_out_everywhere(*, user: User) -> None:
+    """Sign `user` out of every browser and API client: sessions, access and refresh tokens."""
+    with transaction.atomic():
+        user_auth_epoch_raise(user=user)
+        user_tokens_revoke(user=user)
+
+
 def user_verify_email(*, user: User) -> None:
     user.email_verified = True
     user.is_active = True

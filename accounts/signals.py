@@ -13,10 +13,16 @@ _IRRELEVANT_USER_FIELDS = frozenset({"last_login"})
 
 
 @receiver(post_save, sender=User)
-def _user_saved(sender, instance: User, created: bool, update_fields=None, **kwargs) -> None:
-    if created or (update_fields is not None and set(update_fields) <= _IRRELEVANT_USER_FIELDS):
+def _user_saved(sender, instance: User, created: bool, update_fields=None, raw: bool = False, **kwargs) -> None:
+    if created or raw or (update_fields is not None and set(update_fields) <= _IRRELEVANT_USER_FIELDS):
         return
     services.api_key_cache_forget_for_users(user_ids=[instance.pk])
+    # set_password() leaves the raw password in _password until save() has run its validators.
+    password_changed = getattr(instance, "_password", None) is not None
+    if password_changed:
+        services.user_auth_epoch_raise(user=instance)  # ends access tokens issued before
+    if password_changed or not instance.is_active:
+        services.user_tokens_revoke(user=instance)
 
 
 @receiver(post_save, sender=ApiKey)

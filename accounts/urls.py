@@ -45,6 +45,7 @@ page_urls: list[URLPattern | URLResolver] = [
         name="password_reset_complete",
     ),
     path("console/", views.console, name="console"),
+    path("logout/everywhere/", views.logout_everywhere, name="logout-everywhere"),
 ]
 
 # Under /console/, beside the usage pages (usage.urls.console_urls).
@@ -59,5 +60,6 @@ api_urls: list[URLPattern | URLResolver] = [
     path("token/", api.ThrottledTokenObtainPairView.as_view(), name="token-obtain"),
     path("token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("me/", api.MeView.as_view(), name="api-me"),
+    path("logout/everywhere/", api.LogoutEverywhereView.as_view(), name="api-logout-everywhere"),
     path("", include(router.urls)),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core import signing
@@ -125,6 +125,16 @@ def console(request: AuthenticatedRequest) -> HttpResponse:
         "max_keys": settings.MAX_ACTIVE_KEYS_PER_USER,
     }
     return render(request, "accounts/console.html", context)
+
+
+@login_required
+@require_POST
+def logout_everywhere(request: AuthenticatedRequest) -> HttpResponse:
+    """Sign out of every browser and API client (sessions, JWTs), this one included."""
+    services.user_log_out_everywhere(user=request.user)
+    logout(request)
+    messages.success(request, "You are signed out everywhere. Log in again to continue.")
+    return redirect("login")
 
 
 def _own_key(request: AuthenticatedRequest, key_id: int) -> ApiKey:
