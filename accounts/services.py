@@ -65,10 +65,16 @@ def user_log_out_everywhere(*, user: User) -> None:
         user_tokens_revoke(user=user)
 
 
-def user_verify_email(*, user: User) -> None:
+def user_verify_email(*, user: User) -> bool:
+    """Confirm the address of an account waiting for it, activating it. An account already
+    verified is left as it is: the link never re-activates one an operator deactivated.
+    Returns whether anything changed."""
+    if user.email_verified:
+        return False
     user.email_verified = True
     user.is_active = True
     user.save(update_fields=["email_verified", "is_active"])
+    return True
 
 
 def normalise_networks(values: Iterable[str]) -> list[str]:

@@ -76,8 +76,12 @@ def verify_email(request: HttpRequest, token: str) -> HttpResponse:
         user = User.objects.get(pk=user_id)
     except (signing.BadSignature, User.DoesNotExist):
         return render(request, "accounts/verify_failed.html", status=400)
-    services.user_verify_email(user=user)
-    messages.success(request, "Your e-mail is confirmed. You can log in now.")
+    if services.user_verify_email(user=user):
+        messages.success(request, "Your e-mail is confirmed. You can log in now.")
+    elif user.is_active:
+        messages.info(request, "Your e-mail was already confirmed. You can log in.")
+    else:  # deactivated by an operator after confirming: the link does not undo that
+        return render(request, "accounts/verify_failed.html", status=400)
     return redirect("login")
 
 
@@ -97,6 +101,19 @@ class LoginView(auth_views.LoginView):
             return self.form_valid(form)
         throttle.count(request, **throttle.LOGIN_LIMITS)  # only failed attempts count
         return self.form_invalid(form)
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's login, throttled like the login page (the same per-IP and per-account counters:
+    a password guessed here is a password guessed)."""
+    from django.contrib import admin
+
+    if request.method == "POST" and throttle.blocked(request, **throttle.LOGIN_LIMITS):
+        return render(request, "accounts/throttled.html", {"message": THROTTLED_MESSAGE}, status=429)
+    response = admin.site.login(request)
+    if request.method == "POST" and response.status_code != 302:
+        throttle.count(request, **throttle.LOGIN_LIMITS)  # only failed attempts count
+    return response
 
 
 class PasswordResetView(auth_views.PasswordResetView):
