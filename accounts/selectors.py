@@ -35,3 +35,28 @@ def user_with_plan(*, user_id: int, active_only: bool = False) -> User:
     if user.plan is None:
         user.plan = default_plan()
     return user
+
+
+def session_is_current(*, session_key: str | None, user_id: int) -> bool:
+    """True while the session `session_key` still signs in `user_id`: not logged out or flushed,
+    the user still active, and the session's auth hash still the user's (a password change or
+    "log out everywhere" ends it). Read fresh from the session store, not from a cached copy."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+    from django.utils.crypto import constant_time_compare
+
+    if not session_key:
+        return False
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    data = store.load()  # an empty dict for a missing or expired session
+    if str(data.get(SESSION_KEY, "")) != str(user_id):
+        return False
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return False
+    session_hash = data.get(HASH_SESSION_KEY) or ""
+    return constant_time_compare(session_hash, user.get_session_auth_hash()) or any(
+        constant_time_compare(session_hash, fallback) for fallback in user.get_session_auth_fallback_hash()
+    )

@@ -14,9 +14,11 @@ import asyncio
 import json
 import logging
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from accounts.selectors import session_is_current
 from playground.generation import GenerationControl, max_concurrent_per_user, run_generation, user_slots
 
 logger = logging.getLogger(__name__)
@@ -83,7 +85,18 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self.error("invalid_message", "Unknown message type; expected generate, stop or ping.")
 
+    async def session_is_current(self) -> bool:
+        session = self.scope.get("session")
+        session_key = getattr(session, "session_key", None)
+        return await database_sync_to_async(session_is_current)(session_key=session_key, user_id=self.user_id)
+
     async def start_generation(self, content: dict) -> None:
+        # Re-checked per generation: a socket opened before a logout (here or "everywhere"), a
+        # password change or a deactivation must not keep generating.
+        if not await self.session_is_current():
+            await self.error("not_authenticated", "Your session has ended. Log in again.", status=401)
+            await self.close(code=CLOSE_NOT_AUTHENTICATED)
+            return
         if self.control is not None and not self.control.settled:
             await self.error("generation_in_progress", "A reply is still being generated; stop it first.", status=409)
             return
