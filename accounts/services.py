@@ -32,6 +32,22 @@ def default_plan() -> Plan | None:
     return Plan.objects.filter(is_default=True).first()
 
 
+# Backends that don't deliver mail: they print it (with its links) to the log, or drop it.
+_NON_DELIVERING_EMAIL_BACKENDS = (
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+)
+EMAIL_NOT_CONFIGURED_MESSAGE = (
+    "E-mail is not configured on this server, so no link can be sent. Ask an operator (they set EMAIL_HOST)."
+)
+
+
+def email_can_be_sent() -> bool:
+    """False when no real mail backend is configured and DEBUG is off: links to reset a password
+    or confirm an address must then not be sent (the console backend would print them to the log)."""
+    return settings.DEBUG or settings.EMAIL_BACKEND not in _NON_DELIVERING_EMAIL_BACKENDS
+
+
 def user_signup(*, email: str, password: str, verified: bool = False) -> User:
     """Create a user on the default plan. Username is the e-mail address (normalised)."""
     email = User.objects.normalize_email(email).strip()

@@ -58,6 +58,9 @@ def signup(request: AuthenticatedRequest) -> HttpResponse:
         if throttle.too_many(request, group="signup", by_ip="SIGNUP_RATE_PER_IP"):
             form.add_error(None, THROTTLED_MESSAGE)
             status = 429
+        elif settings.ACCOUNT_EMAIL_VERIFICATION and not services.email_can_be_sent():
+            form.add_error(None, services.EMAIL_NOT_CONFIGURED_MESSAGE)
+            status = 503
         elif form.is_valid():
             user = services.user_signup(email=form.cleaned_data["email"], password=form.cleaned_data["password1"])
             if settings.ACCOUNT_EMAIL_VERIFICATION:
@@ -127,6 +130,12 @@ class PasswordResetView(auth_views.PasswordResetView):
             form.is_valid()
             form.add_error(None, THROTTLED_MESSAGE)
             return self.render_to_response(self.get_context_data(form=form), status=429)
+        if not services.email_can_be_sent():
+            # Refused rather than printed to the server log, where the link would be anyone's.
+            form = self.get_form()
+            form.is_valid()
+            form.add_error(None, services.EMAIL_NOT_CONFIGURED_MESSAGE)
+            return self.render_to_response(self.get_context_data(form=form), status=503)
         return super().post(request, *args, **kwargs)
 
 

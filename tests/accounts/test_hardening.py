@@ -78,3 +78,31 @@ def test_login_throttles_fall_back_to_per_process_counters_when_redis_is_down(cl
     assert statuses == [200, 200, 429]
     assert "per-process counters" in caplog.text
     assert throttle.local_counters.down_until > 0
+
+
+CONSOLE_MAIL = "django.core.mail.backends.console.EmailBackend"
+
+
+@override_settings(EMAIL_BACKEND=CONSOLE_MAIL, DEBUG=False)
+def test_password_reset_is_refused_without_smtp_outside_debug(client, owner, capsys, caplog):
+    response = client.post(reverse("password_reset"), {"email": owner.email})
+    assert response.status_code == 503
+    assert "E-mail is not configured" in response.content.decode()
+    assert response.context["form"].non_field_errors()
+    output = capsys.readouterr()
+    assert not re.search(r"/password/reset/\w+/[\w-]+/", output.out + output.err + caplog.text)  # no link
+
+
+@override_settings(EMAIL_BACKEND=CONSOLE_MAIL, DEBUG=True)
+def test_debug_still_prints_reset_links_for_development(client, owner, capsys):
+    response = client.post(reverse("password_reset"), {"email": owner.email})
+    assert response.status_code == 302
+    assert "/password/reset/" in capsys.readouterr().out
+
+
+@override_settings(EMAIL_BACKEND=CONSOLE_MAIL, DEBUG=False, ACCOUNT_EMAIL_VERIFICATION=True)
+def test_signup_needing_verification_is_refused_without_smtp(client, db, capsys):
+    response = client.post(reverse("signup"), {"email": "n@example.com", "password1": PASSWORD, "password2": PASSWORD})
+    assert response.status_code == 503 and "E-mail is not configured" in response.content.decode()
+    assert not User.objects.filter(email="n@example.com").exists()
+    assert "/verify/" not in capsys.readouterr().out
