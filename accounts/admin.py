@@ -21,8 +21,20 @@ class PlanAdmin(admin.ModelAdmin):
     ]
 
 
+@admin.action(description="Reset two-factor authentication (the user sets it up again)")
+def reset_two_factor(modeladmin, request, queryset):
+    from accounts import two_factor
+
+    for user in queryset:
+        two_factor.two_factor_disable(user=user)
+    modeladmin.message_user(
+        request, f"Two-factor authentication reset for {queryset.count()} user(s).", messages.SUCCESS
+    )
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    actions = [reset_two_factor]
     list_display = ["username", "email", "plan", "is_active", "email_verified", "is_staff", "date_joined"]
     list_filter = ["plan", "is_active", "is_staff", "email_verified"]
     list_select_related = ["plan"]

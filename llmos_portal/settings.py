@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.StaffTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -138,6 +139,8 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console"
 LOGOUT_REDIRECT_URL = "login"
 ACCOUNT_EMAIL_VERIFICATION = env_bool("ACCOUNT_EMAIL_VERIFICATION", False)
+# Staff must set up two-factor authentication (TOTP) before using the admin or the console.
+REQUIRE_STAFF_2FA = env_bool("REQUIRE_STAFF_2FA", False)
 ACCOUNT_VERIFICATION_MAX_AGE = timedelta(days=3)
 # django-ratelimit rates for the account pages ("count/period"): per IP and per account.
 LOGIN_RATE_PER_IP = env_str("LOGIN_RATE_PER_IP", "20/m")
