@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts import services
-from accounts.models import ApiKey, Plan, User
+from accounts.models import ApiKey, IpRule, Plan, User
 
 
 @admin.register(Plan)
@@ -64,3 +64,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # keys are issued by their owner (or `manage.py create_api_key`) and shown once
+
+
+@admin.register(IpRule)
+class IpRuleAdmin(admin.ModelAdmin):
+    """IP allow/deny lists. Careful: an allow list for the whole site that leaves out your own
+    address locks you out of this admin too (remove the rule from the shell)."""
+
+    list_display = ["network", "action", "scope", "enabled", "note", "created_at"]
+    list_filter = ["scope", "action", "enabled"]
+    search_fields = ["network", "note"]

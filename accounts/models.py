@@ -146,3 +146,40 @@ class RecoveryCode(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["user", "digest"])]
+
+
+class IpRule(models.Model):
+    """An operator's IP allow or deny rule (CIDR) for the whole site or only the inference API.
+
+    A request whose client address matches a deny rule is refused; if allow rules exist for a
+    scope, a request must match one of them. Deny wins over allow."""
+
+    class Scope(models.TextChoices):
+        SITE = "site", "Whole site"
+        API = "api", "Inference API (/v1 and /api/v1)"
+
+    class Action(models.TextChoices):
+        ALLOW = "allow", "Allow"
+        DENY = "deny", "Deny"
+
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.SITE)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    network = models.CharField(max_length=64, help_text="An IP address or CIDR range, e.g. 203.0.113.0/24.")
+    note = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["scope", "action", "network"]
+        verbose_name = "IP rule"
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.network} ({self.scope})"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        try:
+            self.network = str(ipaddress.ip_network(self.network.strip(), strict=False))
+        except ValueError as exc:
+            raise ValidationError({"network": f"{self.network!r} is not an IP address or CIDR range."}) from exc

@@ -6,7 +6,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from accounts import services
-from accounts.models import ApiKey, Plan, User
+from accounts.models import ApiKey, IpRule, Plan, User
 
 # Saves that change nothing auth reads (Django's login writes last_login).
 _IRRELEVANT_USER_FIELDS = frozenset({"last_login"})
@@ -35,3 +35,11 @@ def _key_changed(sender, instance: ApiKey, **kwargs) -> None:
 @receiver(post_delete, sender=Plan)
 def _plan_changed(sender, instance: Plan, **kwargs) -> None:
     services.api_key_cache_forget_for_plan(plan=instance)
+
+
+@receiver(post_save, sender=IpRule)
+@receiver(post_delete, sender=IpRule)
+def _ip_rule_changed(sender, instance: IpRule, **kwargs) -> None:
+    from accounts.ip_rules import ip_rules_forget
+
+    ip_rules_forget()

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "llmos_portal.middleware.RequestIdMiddleware",
+    "accounts.middleware.IpRulesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "llmos_portal.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -33,7 +33,7 @@ def _models_only_with_the_marker(request, monkeypatch):
 @pytest.fixture(autouse=True)
 def _clean_state(settings):
     """Rate-limit counters, cached keys and buffered usage must not leak between tests."""
-    from accounts import throttle
+    from accounts import ip_rules, throttle
     from inference import registry
     from usage import limits
     from usage.recorder import recorder
@@ -42,6 +42,7 @@ def _clean_state(settings):
     cache.clear()
     limits.reset_counters()
     throttle.local_counters.reset()
+    ip_rules.process_rules.reset()
     registry.forget_cached_specs()
     recorder().discard()
     yield
