@@ -125,3 +125,27 @@ def refused(rules: Rules, address: str, *, api: bool) -> bool:
         if allow and not any(ip in network for network in allow):
             return True
     return False
+
+
+def client_ip_from_scope(scope: dict) -> str:
+    """The client address of an ASGI (websocket) scope, read as client_ip reads a request:
+    RATELIMIT_IP_META_KEY names a header (HTTP_X_FORWARDED_FOR) or the peer (REMOTE_ADDR)."""
+    from django.conf import settings
+
+    meta_key = settings.RATELIMIT_IP_META_KEY
+    if meta_key.startswith("HTTP_"):
+        wanted = meta_key[5:].lower().replace("_", "-").encode()
+        for name, value in scope.get("headers") or ():
+            if name.lower() == wanted and value:
+                return value.decode("latin-1").split(",")[0].strip()
+    client = scope.get("client") or ("", 0)
+    return str(client[0])
+
+
+def current_rules() -> Rules:
+    """The rules, cached per process (blocking on a miss: call from a thread when async)."""
+    rules = process_rules.current()
+    if rules is None:
+        rules = load_rules()
+        process_rules.keep(rules)
+    return rules

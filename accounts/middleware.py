@@ -88,23 +88,18 @@ class IpRulesMiddleware:
     def __call__(self, request):
         if self.is_async:
             return self.__acall__(request)
-        from accounts.ip_rules import load_rules, process_rules
+        from accounts.ip_rules import current_rules
 
         if request.path in _HEALTH_PROBES:
             return self.get_response(request)
-        rules = process_rules.current()
-        if rules is None:
-            rules = load_rules()
-            process_rules.keep(rules)
-        return self._refusal(request, rules) or self.get_response(request)
+        return self._refusal(request, current_rules()) or self.get_response(request)
 
     async def __acall__(self, request):
-        from accounts.ip_rules import load_rules, process_rules
+        from accounts.ip_rules import current_rules, process_rules
 
         if request.path in _HEALTH_PROBES:
             return await self.get_response(request)
         rules = process_rules.current()
-        if rules is None:  # at most once per RULES_TTL_SECONDS per process
-            rules = await sync_to_async(load_rules)()
-            process_rules.keep(rules)
+        if rules is None:  # a thread hop at most once per RULES_TTL_SECONDS per process
+            rules = await sync_to_async(current_rules)()
         return self._refusal(request, rules) or await self.get_response(request)

@@ -18,12 +18,14 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from accounts import ip_rules
 from accounts.selectors import session_is_current
 from playground.generation import GenerationControl, max_concurrent_per_user, run_generation, user_slots
 
 logger = logging.getLogger(__name__)
 
 CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
 DISCONNECT_SETTLE_SECONDS = 10.0
 
 
@@ -44,6 +46,12 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         # Accept, say why, then close with 4401: a refused handshake reaches browsers as a bare 1006.
         await self.accept()
+        rules = await database_sync_to_async(ip_rules.current_rules)()
+        address = ip_rules.client_ip_from_scope(self.scope)
+        if ip_rules.refused(rules, address, api=False):  # the operators' site-wide IP rules
+            await self.error("ip_not_allowed", f"Requests from {address} are not allowed.", status=403)
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
         if user is None or not user.is_authenticated:
             await self.error("not_authenticated", "Log in to use the playground.", status=401)
             await self.close(code=CLOSE_NOT_AUTHENTICATED)

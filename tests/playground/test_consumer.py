@@ -417,3 +417,20 @@ async def test_a_socket_stops_after_log_out_everywhere(alice, alice_cookie, bob,
     await _assert_ended(ws)
     await bobs_ws.send_json_to(generate(model="gpt-9"))  # another user's socket is untouched
     assert (await events_until_end(bobs_ws))[-1]["code"] == "model_not_found"
+
+
+async def test_the_site_ip_rules_close_the_socket_with_4403(alice_cookie):
+    from accounts.models import IpRule
+
+    await IpRule.objects.acreate(action="deny", network="198.51.100.0/24", scope="site")
+    allowed = communicator(cookie=alice_cookie)
+    allowed.scope["client"] = ("203.0.113.5", 50000)  # read when the app first runs, at connect
+    assert (await allowed.connect())[0]
+    assert (await allowed.receive_json_from(timeout=5))["type"] == "ready"
+    await allowed.disconnect()
+    ws = communicator(cookie=alice_cookie)
+    ws.scope["client"] = ("198.51.100.7", 50000)
+    assert (await ws.connect())[0]
+    event = await ws.receive_json_from(timeout=5)
+    assert event["type"] == "error" and event["code"] == "ip_not_allowed" and event["status"] == 403
+    assert (await ws.receive_output(timeout=5))["code"] == 4403
