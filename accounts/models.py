@@ -16,11 +16,12 @@ class Plan(models.Model):
     tokens_per_minute = models.PositiveIntegerField(default=20_000)
     tokens_per_day = models.PositiveIntegerField(default=200_000)
     max_tokens_per_request = models.PositiveIntegerField(default=1024)
+    # db_default too: rows written by code that predates a column (a rolling deploy) still insert.
     max_prompt_tokens_per_request = models.PositiveIntegerField(
-        default=4096, help_text="Longest prompt (in tokens) one request may send."
+        default=4096, db_default=4096, help_text="Longest prompt (in tokens) one request may send."
     )
     max_concurrent_requests = models.PositiveIntegerField(
-        default=4, help_text="Requests one API key (or a playground user) may have running at once."
+        default=4, db_default=4, help_text="Requests one API key (or a playground user) may have running at once."
     )
     allowed_models = models.JSONField(default=list, blank=True, help_text="Model names; empty means all models.")
     is_default = models.BooleanField(
@@ -45,7 +46,7 @@ class User(AbstractUser):
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
     email_verified = models.BooleanField(default=False)
     # Raised to sign the user out everywhere: sessions and JWTs carry the value they were issued with.
-    auth_epoch = models.PositiveIntegerField(default=0, editable=False)
+    auth_epoch = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     def _get_session_auth_hash(self, secret=None) -> str:
         """Django's HMAC of the password hash, also bound to auth_epoch once it is raised (at 0 the

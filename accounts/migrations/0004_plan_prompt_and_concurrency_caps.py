@@ -13,12 +13,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='plan',
             name='max_concurrent_requests',
-            field=models.PositiveIntegerField(default=4, help_text='Requests one API key (or a playground user) may have running at once.'),
+            field=models.PositiveIntegerField(db_default=4, default=4, help_text='Requests one API key (or a playground user) may have running at once.'),
         ),
         migrations.AddField(
             model_name='plan',
             name='max_prompt_tokens_per_request',
-            field=models.PositiveIntegerField(default=4096, help_text='Longest prompt (in tokens) one request may send.'),
+            field=models.PositiveIntegerField(db_default=4096, default=4096, help_text='Longest prompt (in tokens) one request may send.'),
         ),
         migrations.AlterField(
             model_name='plan',
