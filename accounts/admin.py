@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts import services
-from accounts.models import ApiKey, Plan, User
+from accounts.models import ApiKey, IpRule, Plan, User
 
 
 @admin.register(Plan)
@@ -15,12 +15,26 @@ class PlanAdmin(admin.ModelAdmin):
         "tokens_per_minute",
         "tokens_per_day",
         "max_tokens_per_request",
+        "max_prompt_tokens_per_request",
+        "max_concurrent_requests",
         "is_default",
     ]
 
 
+@admin.action(description="Reset two-factor authentication (the user sets it up again)")
+def reset_two_factor(modeladmin, request, queryset):
+    from accounts import two_factor
+
+    for user in queryset:
+        two_factor.two_factor_disable(user=user)
+    modeladmin.message_user(
+        request, f"Two-factor authentication reset for {queryset.count()} user(s).", messages.SUCCESS
+    )
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    actions = [reset_two_factor]
     list_display = ["username", "email", "plan", "is_active", "email_verified", "is_staff", "date_joined"]
     list_filter = ["plan", "is_active", "is_staff", "email_verified"]
     list_select_related = ["plan"]
@@ -50,3 +64,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # keys are issued by their owner (or `manage.py create_api_key`) and shown once
+
+
+@admin.register(IpRule)
+class IpRuleAdmin(admin.ModelAdmin):
+    """IP allow/deny lists. Careful: an allow list for the whole site that leaves out your own
+    address locks you out of this admin too (remove the rule from the shell)."""
+
+    list_display = ["network", "action", "scope", "enabled", "note", "created_at"]
+    list_filter = ["scope", "action", "enabled"]
+    search_fields = ["network", "note"]

@@ -43,7 +43,19 @@ class MeView(APIView):
     @extend_schema(responses=MeSerializer, summary="The signed-in user and their plan")
     def get(self, request):
         user = request.user
-        return Response(MeSerializer({"id": user.pk, "email": user.email, "plan": user.plan}).data)
+        plan = selectors.plan_for_user(user=user)
+        return Response(MeSerializer({"id": user.pk, "email": user.email, "plan": plan}).data)
+
+
+class LogoutEverywhereView(APIView):
+    @extend_schema(
+        request=None,
+        responses={204: None},
+        summary="Sign out everywhere: end every session, access token and refresh token of the caller",
+    )
+    def post(self, request):
+        services.user_log_out_everywhere(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def _created(api_key: ApiKey, raw_key: str) -> Response:

@@ -75,3 +75,11 @@ class ApiKeyCreateForm(forms.Form):
 
 class ApiKeyRenameForm(forms.Form):
     name = forms.CharField(max_length=100)
+
+
+class TwoFactorCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code from your authenticator app (or a recovery code)",
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True}),
+    )

@@ -5,6 +5,7 @@ import ipaddress
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 
 class Plan(models.Model):
@@ -15,8 +16,17 @@ class Plan(models.Model):
     tokens_per_minute = models.PositiveIntegerField(default=20_000)
     tokens_per_day = models.PositiveIntegerField(default=200_000)
     max_tokens_per_request = models.PositiveIntegerField(default=1024)
+    # db_default too: rows written by code that predates a column (a rolling deploy) still insert.
+    max_prompt_tokens_per_request = models.PositiveIntegerField(
+        default=4096, db_default=4096, help_text="Longest prompt (in tokens) one request may send."
+    )
+    max_concurrent_requests = models.PositiveIntegerField(
+        default=4, db_default=4, help_text="Requests one API key (or a playground user) may have running at once."
+    )
     allowed_models = models.JSONField(default=list, blank=True, help_text="Model names; empty means all models.")
-    is_default = models.BooleanField(default=False, help_text="Given to new users at signup.")
+    is_default = models.BooleanField(
+        default=False, help_text="Given to new users at signup, and governs every user who has no plan."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -35,6 +45,20 @@ class User(AbstractUser):
     email = models.EmailField(unique=True)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
     email_verified = models.BooleanField(default=False)
+    # Raised to sign the user out everywhere: sessions and JWTs carry the value they were issued with.
+    auth_epoch = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+
+    def _get_session_auth_hash(self, secret=None) -> str:
+        """Django's HMAC of the password hash, also bound to auth_epoch once it is raised (at 0 the
+        hash is Django's own, so existing sessions survive the upgrade)."""
+        if not self.auth_epoch:
+            return super()._get_session_auth_hash(secret=secret)  # type: ignore[misc]
+        return salted_hmac(
+            "accounts.User.get_session_auth_hash",
+            f"{self.password}:{self.auth_epoch}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
 
 class ApiKey(models.Model):
@@ -95,3 +119,68 @@ class ApiKey(models.Model):
 
     def allows_model(self, model_name: str) -> bool:
         return not self.allowed_models or model_name in self.allowed_models
+
+
+class TotpDevice(models.Model):
+    """A user's authenticator app (TOTP, RFC 6238). Active once confirmed with a first code."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="totp_device")
+    secret = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_used_step = models.BigIntegerField(default=0)  # a code is accepted once (no replay)
+
+    def __str__(self) -> str:
+        return f"TOTP for {self.user}"
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
+
+class RecoveryCode(models.Model):
+    """A one-time code for when the authenticator is lost; only its SHA-256 digest is stored."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    digest = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "digest"])]
+
+
+class IpRule(models.Model):
+    """An operator's IP allow or deny rule (CIDR) for the whole site or only the inference API.
+
+    A request whose client address matches a deny rule is refused; if allow rules exist for a
+    scope, a request must match one of them. Deny wins over allow."""
+
+    class Scope(models.TextChoices):
+        SITE = "site", "Whole site"
+        API = "api", "Inference API (/v1 and /api/v1)"
+
+    class Action(models.TextChoices):
+        ALLOW = "allow", "Allow"
+        DENY = "deny", "Deny"
+
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.SITE)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    network = models.CharField(max_length=64, help_text="An IP address or CIDR range, e.g. 203.0.113.0/24.")
+    note = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["scope", "action", "network"]
+        verbose_name = "IP rule"
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.network} ({self.scope})"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        try:
+            self.network = str(ipaddress.ip_network(self.network.strip(), strict=False))
+        except ValueError as exc:
+            raise ValidationError({"network": f"{self.network!r} is not an IP address or CIDR range."}) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -16,3 +17,9 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "llmos_<36 characters>",
             "description": "An API key from the portal: `Authorization: Bearer llmos_...`",
         }
+
+
+class RevocableJWTScheme(SimpleJWTScheme):
+    """The portal's JWT authentication is simplejwt's plus an epoch check: the same scheme."""
+
+    target_class = "accounts.jwt.RevocableJWTAuthentication"

@@ -14,6 +14,8 @@ class PlanSerializer(serializers.ModelSerializer):
             "tokens_per_minute",
             "tokens_per_day",
             "max_tokens_per_request",
+            "max_prompt_tokens_per_request",
+            "max_concurrent_requests",
             "allowed_models",
         ]
 

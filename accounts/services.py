@@ -27,7 +27,25 @@ from accounts.models import ApiKey, Plan, User
 
 
 def default_plan() -> Plan | None:
+    """The default plan row (given at signup), or None when operators have none. Users without a
+    plan are still limited: see accounts.selectors.plan_for_user."""
     return Plan.objects.filter(is_default=True).first()
+
+
+# Backends that don't deliver mail: they print it (with its links) to the log, or drop it.
+_NON_DELIVERING_EMAIL_BACKENDS = (
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+)
+EMAIL_NOT_CONFIGURED_MESSAGE = (
+    "E-mail is not configured on this server, so no link can be sent. Ask an operator (they set EMAIL_HOST)."
+)
+
+
+def email_can_be_sent() -> bool:
+    """False when no real mail backend is configured and DEBUG is off: links to reset a password
+    or confirm an address must then not be sent (the console backend would print them to the log)."""
+    return settings.DEBUG or settings.EMAIL_BACKEND not in _NON_DELIVERING_EMAIL_BACKENDS
 
 
 def user_signup(*, email: str, password: str, verified: bool = False) -> User:
@@ -41,10 +59,38 @@ def user_signup(*, email: str, password: str, verified: bool = False) -> User:
     return user
 
 
-def user_verify_email(*, user: User) -> None:
+def user_tokens_revoke(*, user: User) -> int:
+    """Blacklist every refresh token issued to `user`; returns how many were still live."""
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+    live = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
+    return len(BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in live]))
+
+
+def user_auth_epoch_raise(*, user: User) -> None:
+    """End every session and JWT issued to `user` so far (the in-memory instance follows, so a
+    caller may keep its own session with update_session_auth_hash)."""
+    user.auth_epoch += 1
+    User.objects.filter(pk=user.pk).update(auth_epoch=user.auth_epoch)
+
+
+def user_log_out_everywhere(*, user: User) -> None:
+    """Sign `user` out of every browser and API client: sessions, access and refresh tokens."""
+    with transaction.atomic():
+        user_auth_epoch_raise(user=user)
+        user_tokens_revoke(user=user)
+
+
+def user_verify_email(*, user: User) -> bool:
+    """Confirm the address of an account waiting for it, activating it. An account already
+    verified is left as it is: the link never re-activates one an operator deactivated.
+    Returns whether anything changed."""
+    if user.email_verified:
+        return False
     user.email_verified = True
     user.is_active = True
     user.save(update_fields=["email_verified", "is_active"])
+    return True
 
 
 def normalise_networks(values: Iterable[str]) -> list[str]:
@@ -150,12 +196,99 @@ def _cache_key(key_digest: str) -> str:
     return f"apikey:{key_digest}"
 
 
-def _load_key(key_digest: str) -> ApiKey | None:
-    """The key row with its user and plan from the database, then kept in the cache."""
-    api_key = ApiKey.objects.select_related("user", "user__plan").filter(digest=key_digest).first()
-    if api_key is not None and settings.API_KEY_CACHE_SECONDS:
-        cache.set(_cache_key(key_digest), api_key, settings.API_KEY_CACHE_SECONDS)
+# What the cached entry of a key holds: the fields authentication, limits and metering read, and
+# nothing else (no password hash, no pickled model instances).
+_KEY_FIELDS = (
+    "id",
+    "user_id",
+    "name",
+    "prefix",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "allowed_models",
+    "allowed_ips",
+    *LIMIT_OVERRIDES,
+)
+_USER_FIELDS = ("id", "username", "email", "is_active", "plan_id")
+_PLAN_FIELDS = (
+    "id",
+    "name",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "tokens_per_day",
+    "max_tokens_per_request",
+    "max_prompt_tokens_per_request",
+    "max_concurrent_requests",
+    "allowed_models",
+    "is_default",
+)
+
+
+def _entry_of(api_key: ApiKey) -> dict:
+    """The cacheable form of a key: plain values. The plan is the one that governs its owner."""
+    from accounts.selectors import plan_for_user
+
+    plan = plan_for_user(user=api_key.user)
+    return {
+        "key": {name: getattr(api_key, name) for name in _KEY_FIELDS},
+        "user": {name: getattr(api_key.user, name) for name in _USER_FIELDS},
+        "plan": {name: getattr(plan, name) for name in _PLAN_FIELDS},
+    }
+
+
+def _key_from_entry(entry: dict) -> ApiKey:
+    """Unsaved-looking instances rebuilt from a cache entry: enough for auth, never to be saved."""
+    plan = Plan(**entry["plan"])
+    user = User(**entry["user"], password="!")  # an unusable password: this instance is not the row
+    user.plan = plan  # the plan that governs the user (the default plan when they have none)
+    api_key = ApiKey(**entry["key"])
+    api_key.user = user
     return api_key
+
+
+def _load_key(key_digest: str) -> ApiKey | None:
+    """The key row with its user and plan from the database, then kept in the cache (as plain
+    values: see _entry_of)."""
+    api_key = ApiKey.objects.select_related("user", "user__plan").filter(digest=key_digest).first()
+    if api_key is None:
+        return None
+    entry = _entry_of(api_key)
+    if settings.API_KEY_CACHE_SECONDS:
+        cache.set(_cache_key(key_digest), entry, settings.API_KEY_CACHE_SECONDS)
+    return _key_from_entry(entry)
+
+
+def _cached_key(key_digest: str) -> ApiKey | None:
+    entry = cache.get(_cache_key(key_digest))
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return _key_from_entry(entry)
+    except (KeyError, TypeError):  # an entry written by another version: reload it
+        return None
+
+
+def api_key_cache_forget(*, digests: Iterable[str]) -> None:
+    """Drop cached key entries, so the next request reads the database."""
+    cache_keys = [_cache_key(digest) for digest in digests]
+    if cache_keys:
+        cache.delete_many(cache_keys)
+
+
+def api_key_cache_forget_for_users(*, user_ids: Iterable[int]) -> None:
+    """Drop the cached entries of every key of these users (deactivation, plan change, ...)."""
+    ids = list(user_ids)
+    if ids:
+        api_key_cache_forget(digests=ApiKey.objects.filter(user_id__in=ids).values_list("digest", flat=True))
+
+
+def api_key_cache_forget_for_plan(*, plan: Plan) -> None:
+    """Drop the cached entries of keys governed by `plan` (its users; all plan-less users if it
+    is, or was, the default)."""
+    keys_qs = ApiKey.objects.filter(user__plan=plan)
+    api_key_cache_forget(digests=keys_qs.values_list("digest", flat=True))
+    api_key_cache_forget(digests=ApiKey.objects.filter(user__plan__isnull=True).values_list("digest", flat=True))
 
 
 def _digest_of_well_formed(raw_key: str) -> str:
@@ -195,7 +328,7 @@ def api_key_authenticate(*, raw_key: str, client_ip: str) -> ApiKey:
     """
     key_digest = _digest_of_well_formed(raw_key)
     now = timezone.now()
-    api_key = _verify(cache.get(_cache_key(key_digest)) or _load_key(key_digest), client_ip, now)
+    api_key = _verify(_cached_key(key_digest) or _load_key(key_digest), client_ip, now)
     if _last_used_is_due(api_key):
         _touch(api_key.pk, now)
     return api_key
@@ -206,7 +339,7 @@ async def aapi_key_authenticate(*, raw_key: str, client_ip: str) -> ApiKey:
     database work (a cache miss, the once-a-minute last-used write) goes to a thread."""
     key_digest = _digest_of_well_formed(raw_key)
     now = timezone.now()
-    api_key = cache.get(_cache_key(key_digest))
+    api_key = _cached_key(key_digest)
     if api_key is None:
         api_key = await sync_to_async(_load_key)(key_digest)
     api_key = _verify(api_key, client_ip, now)

@@ -15,6 +15,7 @@ page_urls: list[URLPattern | URLResolver] = [
     path("signup/", views.signup, name="signup"),
     path("verify/<str:token>/", views.verify_email, name="verify-email"),
     path("login/", views.LoginView.as_view(), name="login"),
+    path("login/2fa/", views.login_two_factor, name="login-2fa"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "password/change/",
@@ -45,11 +46,14 @@ page_urls: list[URLPattern | URLResolver] = [
         name="password_reset_complete",
     ),
     path("console/", views.console, name="console"),
+    path("logout/everywhere/", views.logout_everywhere, name="logout-everywhere"),
 ]
 
 # Under /console/, beside the usage pages (usage.urls.console_urls).
 console_urls: list[URLPattern | URLResolver] = [
     path("keys/", views.keys, name="keys"),
+    path("security/2fa/", views.two_factor_settings, name="two-factor"),
+    path("security/2fa/qr.svg", views.two_factor_qr, name="two-factor-qr"),
     path("keys/<int:key_id>/rename/", views.key_rename, name="key-rename"),
     path("keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("keys/<int:key_id>/rotate/", views.key_rotate, name="key-rotate"),
@@ -59,5 +63,6 @@ api_urls: list[URLPattern | URLResolver] = [
     path("token/", api.ThrottledTokenObtainPairView.as_view(), name="token-obtain"),
     path("token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("me/", api.MeView.as_view(), name="api-me"),
+    path("logout/everywhere/", api.LogoutEverywhereView.as_view(), name="api-logout-everywhere"),
     path("", include(router.urls)),
 ]

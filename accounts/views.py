@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core import signing
@@ -13,11 +15,18 @@ from django.core.mail import send_mail
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from accounts import selectors, services, throttle
+from accounts import selectors, services, throttle, two_factor
 from accounts.exceptions import ApiKeyLimitReached
-from accounts.forms import ApiKeyCreateForm, ApiKeyRenameForm, EmailAuthenticationForm, SignupForm
+from accounts.forms import (
+    ApiKeyCreateForm,
+    ApiKeyRenameForm,
+    EmailAuthenticationForm,
+    SignupForm,
+    TwoFactorCodeForm,
+)
 from accounts.models import ApiKey, User
 from accounts.typing import AuthenticatedRequest
 
@@ -58,6 +67,9 @@ def signup(request: AuthenticatedRequest) -> HttpResponse:
         if throttle.too_many(request, group="signup", by_ip="SIGNUP_RATE_PER_IP"):
             form.add_error(None, THROTTLED_MESSAGE)
             status = 429
+        elif settings.ACCOUNT_EMAIL_VERIFICATION and not services.email_can_be_sent():
+            form.add_error(None, services.EMAIL_NOT_CONFIGURED_MESSAGE)
+            status = 503
         elif form.is_valid():
             user = services.user_signup(email=form.cleaned_data["email"], password=form.cleaned_data["password1"])
             if settings.ACCOUNT_EMAIL_VERIFICATION:
@@ -76,8 +88,12 @@ def verify_email(request: HttpRequest, token: str) -> HttpResponse:
         user = User.objects.get(pk=user_id)
     except (signing.BadSignature, User.DoesNotExist):
         return render(request, "accounts/verify_failed.html", status=400)
-    services.user_verify_email(user=user)
-    messages.success(request, "Your e-mail is confirmed. You can log in now.")
+    if services.user_verify_email(user=user):
+        messages.success(request, "Your e-mail is confirmed. You can log in now.")
+    elif user.is_active:
+        messages.info(request, "Your e-mail was already confirmed. You can log in.")
+    else:  # deactivated by an operator after confirming: the link does not undo that
+        return render(request, "accounts/verify_failed.html", status=400)
     return redirect("login")
 
 
@@ -98,6 +114,123 @@ class LoginView(auth_views.LoginView):
         throttle.count(request, **throttle.LOGIN_LIMITS)  # only failed attempts count
         return self.form_invalid(form)
 
+    def form_valid(self, form):
+        user = form.get_user()
+        if not two_factor.has_two_factor(user=user):
+            return super().form_valid(form)
+        # The password was right; the session is not signed in until the second factor is.
+        self.request.session[PENDING_2FA] = {
+            "user_id": user.pk,
+            "backend": user.backend,
+            "at": time.time(),
+            "next": self.get_success_url(),
+        }
+        return redirect("login-2fa")
+
+
+PENDING_2FA = "accounts.pending-2fa"
+PENDING_2FA_SECONDS = 300
+
+
+def login_two_factor(request: HttpRequest) -> HttpResponse:
+    """The second step of a login for accounts with two-factor authentication."""
+    pending = request.session.get(PENDING_2FA)
+    if not pending or time.time() - pending.get("at", 0) > PENDING_2FA_SECONDS:
+        request.session.pop(PENDING_2FA, None)
+        return redirect("login")
+    form = TwoFactorCodeForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        user = User.objects.filter(pk=pending["user_id"], is_active=True).first()
+        if throttle.blocked(request, **throttle.LOGIN_LIMITS):
+            form.add_error(None, THROTTLED_MESSAGE)
+            status = 429
+        elif (
+            user is not None
+            and form.is_valid()
+            and two_factor.two_factor_verify(user=user, code=form.cleaned_data["code"])
+        ):
+            del request.session[PENDING_2FA]
+            login(request, user, backend=pending["backend"])
+            return redirect(pending.get("next") or settings.LOGIN_REDIRECT_URL)
+        else:
+            throttle.count(request, **throttle.LOGIN_LIMITS)
+            if not form.errors:
+                form.add_error("code", "That code is not valid.")
+            status = 400
+    return render(request, "accounts/login_2fa.html", {"form": form}, status=status)
+
+
+@login_required
+def two_factor_settings(request: AuthenticatedRequest) -> HttpResponse:
+    """Turn two-factor authentication on (QR + first code, then recovery codes) or off."""
+    user = request.user
+    device = two_factor.confirmed_device(user=user)
+    form = TwoFactorCodeForm(request.POST or None)
+    recovery_codes = None
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        code = form.cleaned_data["code"]
+        action = request.POST.get("action")
+        if action == "confirm" and device is None:
+            recovery_codes = two_factor.totp_enrol_confirm(user=user, code=code)
+            if recovery_codes is None:
+                form.add_error("code", "That code is not valid. Check the time on your device and try again.")
+                status = 400
+            else:
+                device = two_factor.confirmed_device(user=user)
+                form = TwoFactorCodeForm()
+        elif action == "disable" and device is not None:
+            if two_factor.two_factor_required(user=user):
+                form.add_error(None, "Staff accounts must keep two-factor authentication on.")
+                status = 400
+            elif two_factor.two_factor_verify(user=user, code=code):
+                two_factor.two_factor_disable(user=user)
+                messages.success(request, "Two-factor authentication is off.")
+                return redirect("two-factor")
+            else:
+                form.add_error("code", "That code is not valid.")
+                status = 400
+    elif request.method == "POST":
+        status = 400
+    if device is None:
+        device = two_factor.totp_enrol_start(user=user) if request.method == "GET" else _pending_device(user)
+    context = {
+        "device": device,
+        "form": form,
+        "recovery_codes": recovery_codes,
+        "required": two_factor.two_factor_required(user=user) and not device.is_confirmed,
+    }
+    response = render(request, "accounts/two_factor.html", context, status=status)
+    response["Cache-Control"] = "no-store"  # secrets and recovery codes
+    return response
+
+
+def _pending_device(user: User):
+    from accounts.models import TotpDevice
+
+    return TotpDevice.objects.filter(user=user).first() or two_factor.totp_enrol_start(user=user)
+
+
+@login_required
+def two_factor_qr(request: AuthenticatedRequest) -> HttpResponse:
+    """The QR code of the caller's own unconfirmed secret, as an SVG image."""
+    from accounts.models import TotpDevice
+
+    device = TotpDevice.objects.filter(user=request.user, confirmed_at__isnull=True).first()
+    if device is None:
+        raise Http404("No two-factor set-up in progress.")
+    response = HttpResponse(two_factor.qr_svg(device), content_type="image/svg+xml")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin signs in through the portal's login page: the same failed-login throttle, and
+    the second factor for accounts that have one. No password is checked here."""
+    next_url = request.GET.get("next") or reverse("admin:index")
+    return redirect(f"{reverse('login')}?{urlencode({'next': next_url})}")
+
 
 class PasswordResetView(auth_views.PasswordResetView):
     template_name = "accounts/password_reset.html"
@@ -110,6 +243,12 @@ class PasswordResetView(auth_views.PasswordResetView):
             form.is_valid()
             form.add_error(None, THROTTLED_MESSAGE)
             return self.render_to_response(self.get_context_data(form=form), status=429)
+        if not services.email_can_be_sent():
+            # Refused rather than printed to the server log, where the link would be anyone's.
+            form = self.get_form()
+            form.is_valid()
+            form.add_error(None, services.EMAIL_NOT_CONFIGURED_MESSAGE)
+            return self.render_to_response(self.get_context_data(form=form), status=503)
         return super().post(request, *args, **kwargs)
 
 
@@ -120,11 +259,21 @@ class PasswordResetView(auth_views.PasswordResetView):
 def console(request: AuthenticatedRequest) -> HttpResponse:
     keys = list(selectors.api_keys_for_user(user=request.user))
     context = {
-        "plan": request.user.plan,
+        "plan": selectors.plan_for_user(user=request.user),
         "active_key_count": sum(1 for key in keys if key.is_active),
         "max_keys": settings.MAX_ACTIVE_KEYS_PER_USER,
     }
     return render(request, "accounts/console.html", context)
+
+
+@login_required
+@require_POST
+def logout_everywhere(request: AuthenticatedRequest) -> HttpResponse:
+    """Sign out of every browser and API client (sessions, JWTs), this one included."""
+    services.user_log_out_everywhere(user=request.user)
+    logout(request)
+    messages.success(request, "You are signed out everywhere. Log in again to continue.")
+    return redirect("login")
 
 
 def _own_key(request: AuthenticatedRequest, key_id: int) -> ApiKey:

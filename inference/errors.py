@@ -72,9 +72,12 @@ def from_api_key_rejection(exc: ApiKeyRejected) -> ApiError:
 
 
 def from_limit_exceeded(exc: LimitExceeded) -> ApiError:
-    """429: `rate_limit_exceeded` (type `requests`) or `insufficient_quota`, with Retry-After."""
+    """429: `rate_limit_exceeded` / `concurrency_limit_exceeded` (type `requests`) or
+    `insufficient_quota`, with Retry-After; 400 `prompt_too_long` for a prompt over the plan's cap."""
+    if exc.status == 400:
+        return ApiError(exc.message, status=400, type="invalid_request_error", code=exc.code)
     error_type = "insufficient_quota" if exc.code == "insufficient_quota" else "requests"
-    return ApiError(exc.message, status=429, type=error_type, code=exc.code, headers=exc.headers)
+    return ApiError(exc.message, status=exc.status, type=error_type, code=exc.code, headers=exc.headers)
 
 
 def from_engine_error(exc: EngineError, *, model: str = "") -> ApiError:

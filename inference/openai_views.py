@@ -24,7 +24,7 @@ from accounts.exceptions import ApiKeyRejected
 from accounts.services import aapi_key_authenticate
 from inference import openai_format as fmt
 from inference import response_cache, services
-from inference.engine.types import EngineError, GenerationRequest
+from inference.engine.types import EmbedProgress, EngineError, GenerationRequest
 from inference.errors import ApiError, from_api_key_rejection, from_engine_error, from_limit_exceeded, invalid
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer, validated
 from usage.metering import LimitExceeded, RequestMeter, metered
@@ -49,7 +49,13 @@ def openai_endpoint(endpoint: str, *methods: str) -> Callable:
                             code="method_not_allowed",
                             headers={"Allow": ", ".join(methods)},
                         )
-                    response = await view(request, meter, *args, **kwargs)
+                    try:
+                        response = await view(request, meter, *args, **kwargs)
+                    except asyncio.CancelledError:
+                        # The client left before the answer (the ASGI handler cancels the view):
+                        # the work is cancelled on the way out; bill what it used.
+                        meter.client_disconnected = True
+                        raise
                     meter.status = response.status_code
             except LimitExceeded as exc:
                 response = from_limit_exceeded(exc).response()
@@ -251,7 +257,11 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
         stream = StreamFormat(chat=chat, id=response_id, model=spec.name, include_usage=include_usage)
 
     cacheable = response_cache.is_cacheable(generation_request)
-    key = response_cache.cache_key(model=spec.name, request=generation_request, n=n) if cacheable else ""
+    key = (
+        response_cache.cache_key(user_id=caller.user.pk, model=spec.name, request=generation_request, n=n)
+        if cacheable
+        else ""
+    )
     cached = await response_cache.lookup(key) if cacheable else None
     if cached is not None:
         meter.cached = True
@@ -261,7 +271,9 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
             return event_stream(_cached_events(cached, stream=stream))
         return JsonResponse(_completion_body(chat, response_id, spec.name, cached))
 
-    generation, primed = await services.generation_start(model=spec.name, request=generation_request, n=n)
+    generation, primed = await services.generation_start(
+        model=spec.name, request=generation_request, n=n, check_prompt=meter.check_prompt_tokens
+    )
     meter.first_token()
     meter.prompt_tokens = generation.prompt_tokens
     if stream:
@@ -319,7 +331,11 @@ async def embeddings(request: HttpRequest, meter: RequestMeter) -> HttpResponseB
     data = validated(EmbeddingSerializer, json_body(request))
     spec = await services.model_for_caller(data["model"], caller=caller, kind="embedding")
     meter.model = spec.name
-    result = await services.embeddings_create(model=spec.name, texts=data["input"])
+    progress = EmbedProgress()
+    try:
+        result = await services.embeddings_create(model=spec.name, texts=data["input"], progress=progress)
+    finally:
+        meter.prompt_tokens = progress.prompt_tokens  # what was embedded, also when abandoned
     meter.prompt_tokens = result.prompt_tokens
     meter.first_token()
     dimensions = data.get("dimensions")

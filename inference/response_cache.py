@@ -1,7 +1,8 @@
 """Cache of deterministic completions: temperature 0 or a fixed seed, identical inputs.
 
-Shared through the default cache (Redis when REDIS_URL is set). Operators turn it off with
-RESPONSE_CACHE_SECONDS=0.
+Scoped per user: one user's prompts and answers are never served to another (the key includes
+the user's id). Shared through the default cache (Redis when REDIS_URL is set). Operators turn it
+off with RESPONSE_CACHE_SECONDS=0.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ def is_cacheable(request: GenerationRequest) -> bool:
     return settings.RESPONSE_CACHE_SECONDS > 0 and (params.temperature == 0 or params.seed is not None)
 
 
-def cache_key(*, model: str, request: GenerationRequest, n: int) -> str:
+def cache_key(*, user_id: int, model: str, request: GenerationRequest, n: int) -> str:
     payload = {
+        "user": user_id,
         "model": model,
         "messages": request.messages,
         "prompt": request.prompt,
@@ -30,7 +32,7 @@ def cache_key(*, model: str, request: GenerationRequest, n: int) -> str:
         "n": n,
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
-    return f"completion:{digest}"
+    return f"completion:{user_id}:{digest}"
 
 
 async def lookup(key: str) -> dict | None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 
 from accounts.caller import Caller
 from accounts.models import Plan
 from inference import errors
-from inference.engine.types import EngineError, GenerationRequest, SamplingParams, TextDelta
+from inference.engine.types import EmbedProgress, EngineError, GenerationRequest, SamplingParams, TextDelta
 from inference.registry import aenabled_specs
 from inference.runtime import current_manager
 
@@ -46,12 +46,9 @@ async def model_for_caller(name: str, *, caller: Caller, kind: str):
     return spec
 
 
-def sampling_params(data: dict, *, plan: Plan | None) -> SamplingParams:
+def sampling_params(data: dict, *, plan: Plan) -> SamplingParams:
     """SamplingParams from validated request data; the plan's per-request cap bounds max_tokens."""
-    cap = plan.max_tokens_per_request if plan else None
-    max_tokens = data.get("max_tokens") or DEFAULT_MAX_TOKENS
-    if cap:
-        max_tokens = min(max_tokens, cap)
+    max_tokens = min(data.get("max_tokens") or DEFAULT_MAX_TOKENS, plan.max_tokens_per_request)
     temperature = data.get("temperature")
     top_p = data.get("top_p")
     return SamplingParams(
@@ -96,12 +93,19 @@ async def _prime(stream: TextStream) -> tuple[TextDelta, TextStream]:
 
 
 async def generation_start(
-    *, model: str, request: GenerationRequest, n: int
+    *, model: str, request: GenerationRequest, n: int, check_prompt: Callable[[int], None] | None = None
 ) -> tuple[Generation, list[tuple[TextDelta, TextStream]]]:
-    """Start n choices of a generation; raise ApiError for anything that fails before the first token."""
+    """Start n choices of a generation; raise ApiError for anything that fails before the first token.
+
+    `check_prompt(prompt_tokens)` (the meter's plan cap) may refuse the prompt before any model
+    time is spent on it."""
     manager = await current_manager()
     try:
         generator = await manager.get_text_generator(model)
+        if check_prompt is not None:
+            prompt_tokens = generator.count_prompt_tokens(request)
+            if prompt_tokens < generator.context_length:  # longer: the engine's context error says more
+                check_prompt(prompt_tokens)
         primed = []
         try:
             for index in range(n):
@@ -184,10 +188,12 @@ async def generation_run(*, model: str, request: GenerationRequest, n: int) -> t
         raise errors.from_engine_error(exc, model=model) from exc
 
 
-async def embeddings_create(*, model: str, texts: list[str]):
+async def embeddings_create(*, model: str, texts: list[str], progress: EmbedProgress | None = None):
+    """Embed `texts`. Cancelling stops the work between batches; `progress.prompt_tokens` then
+    holds what was embedded, for billing."""
     manager = await current_manager()
     try:
         embedder = await manager.get_embedder(model)
-        return await embedder.embed(texts)
+        return await embedder.embed(texts, progress)
     except EngineError as exc:
         raise errors.from_engine_error(exc, model=model) from exc

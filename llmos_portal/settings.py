@@ -1,8 +1,10 @@
 """Settings for LLM OS Portal, read from the environment (see .env.example).
 
-Defaults make `make run` work on one machine with nothing set: SQLite, an in-process cache and
-channel layer, the embedded models. Production sets DEBUG=false, SECRET_KEY, ALLOWED_HOSTS and,
-to scale out, DATABASE_URL and REDIS_URL.
+Defaults make `make run` work on one machine: SQLite, an in-process cache and channel layer, the
+embedded models. DEBUG is off unless set: `make run` sets DEBUG=true (and says so), and with DEBUG
+on and no SECRET_KEY a random key is generated once per checkout into var/dev-secret-key
+(gitignored). With DEBUG off a SECRET_KEY is required; there is no built-in secret. Production
+sets SECRET_KEY, ALLOWED_HOSTS and, to scale out, DATABASE_URL and REDIS_URL.
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from llmos_portal.env import env_bool, env_int, env_list, env_str
+from llmos_portal.env import development_secret_key, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = env_bool("DEBUG", True)
-if DEBUG:
-    SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production-0123456789")
-else:
-    SECRET_KEY = env_str("SECRET_KEY")  # required: fails loudly when missing
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "Environment variable SECRET_KEY is required when DEBUG is off. For development, "
+            "`make run` sets DEBUG=true (then a per-checkout key is generated in var/dev-secret-key)."
+        )
+    SECRET_KEY = development_secret_key(BASE_DIR / "var" / "dev-secret-key")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -38,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -52,12 +59,14 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "llmos_portal.middleware.RequestIdMiddleware",
     "llmos_portal.middleware.ContentSecurityPolicyMiddleware",
+    "accounts.middleware.IpRulesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "llmos_portal.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.StaffTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -118,10 +127,19 @@ if REDIS_URL:
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
         }
     }
+    # The login/signup throttles' counters: the same Redis, but errors raise, so accounts.throttle
+    # can fall back to per-process counters instead of switching off.
+    CACHES["ratelimit"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+    }
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "llmos"}}
+    CACHES["ratelimit"] = CACHES["default"]
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Auth ---
@@ -135,6 +153,8 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console"
 LOGOUT_REDIRECT_URL = "login"
 ACCOUNT_EMAIL_VERIFICATION = env_bool("ACCOUNT_EMAIL_VERIFICATION", False)
+# Staff must set up two-factor authentication (TOTP) before using the admin or the console.
+REQUIRE_STAFF_2FA = env_bool("REQUIRE_STAFF_2FA", False)
 ACCOUNT_VERIFICATION_MAX_AGE = timedelta(days=3)
 # django-ratelimit rates for the account pages ("count/period"): per IP and per account.
 LOGIN_RATE_PER_IP = env_str("LOGIN_RATE_PER_IP", "20/m")
@@ -151,6 +171,7 @@ try:
 except ValueError as exc:
     raise ImproperlyConfigured(f"TRUSTED_PROXIES: {exc}") from exc
 RATELIMIT_IP_META_KEY = "accounts.authentication.client_ip"
+RATELIMIT_USE_CACHE = "ratelimit"
 
 # --- API keys ---
 API_KEY_PREFIX = "llmos"
@@ -173,7 +194,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "LLM OS Portal <noreply@local
 # --- REST framework, JWT, OpenAPI ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.jwt.RevocableJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -185,6 +206,11 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15, minimum=1)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7, minimum=1)),
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # A refresh gives a new refresh token and blacklists the old one; logout-everywhere, a
+    # password change and deactivation blacklist all of a user's refresh tokens.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.jwt.EpochTokenObtainPairSerializer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LLM OS Portal API",

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import urls as accounts_urls
+from accounts import views as account_views
 from batches import urls as batches_urls
 from inference.urls import native_urls, openai_urls
 from llmos_portal import views
@@ -36,6 +37,7 @@ urlpatterns = [
     # Operators and monitors.
     # Usage rows moved from the inference app to usage/: old admin bookmarks still work.
     path("admin/inference/usagerecord/", RedirectView.as_view(url="/admin/usage/usagerecord/", query_string=True)),
+    path("admin/login/", account_views.admin_login, name="admin-login"),  # throttled like the login page
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

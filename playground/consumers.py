@@ -14,14 +14,18 @@ import asyncio
 import json
 import logging
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from accounts import ip_rules
+from accounts.selectors import session_is_current
 from playground.generation import GenerationControl, max_concurrent_per_user, run_generation, user_slots
 
 logger = logging.getLogger(__name__)
 
 CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
 DISCONNECT_SETTLE_SECONDS = 10.0
 
 
@@ -42,6 +46,12 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         # Accept, say why, then close with 4401: a refused handshake reaches browsers as a bare 1006.
         await self.accept()
+        rules = await database_sync_to_async(ip_rules.current_rules)()
+        address = ip_rules.client_ip_from_scope(self.scope)
+        if ip_rules.refused(rules, address, api=False):  # the operators' site-wide IP rules
+            await self.error("ip_not_allowed", f"Requests from {address} are not allowed.", status=403)
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
         if user is None or not user.is_authenticated:
             await self.error("not_authenticated", "Log in to use the playground.", status=401)
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
@@ -83,7 +93,18 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self.error("invalid_message", "Unknown message type; expected generate, stop or ping.")
 
+    async def session_is_current(self) -> bool:
+        session = self.scope.get("session")
+        session_key = getattr(session, "session_key", None)
+        return await database_sync_to_async(session_is_current)(session_key=session_key, user_id=self.user_id)
+
     async def start_generation(self, content: dict) -> None:
+        # Re-checked per generation: a socket opened before a logout (here or "everywhere"), a
+        # password change or a deactivation must not keep generating.
+        if not await self.session_is_current():
+            await self.error("not_authenticated", "Your session has ended. Log in again.", status=401)
+            await self.close(code=CLOSE_NOT_AUTHENTICATED)
+            return
         if self.control is not None and not self.control.settled:
             await self.error("generation_in_progress", "A reply is still being generated; stop it first.", status=409)
             return

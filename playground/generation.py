@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from accounts import selectors as account_selectors
 from accounts.caller import Caller
 from accounts.models import User
 from inference import services as inference_services
@@ -164,7 +165,7 @@ def parse_generate(payload: dict) -> GenerateCommand:
 
 
 def _user_with_plan(user_id: int) -> User:
-    return User.objects.select_related("plan").get(pk=user_id, is_active=True)
+    return account_selectors.user_with_plan(user_id=user_id, active_only=True)
 
 
 def _check_conversation(user: User, conversation_id: int | None) -> Conversation | None:
@@ -258,7 +259,9 @@ class PlaygroundGeneration:
     ) -> list:
         """Start the model, then save the user's turn and announce `started`."""
         self.started_at = time.perf_counter()
-        generation, primed = await inference_services.generation_start(model=self.meter.model, request=request, n=1)
+        generation, primed = await inference_services.generation_start(
+            model=self.meter.model, request=request, n=1, check_prompt=self.meter.check_prompt_tokens
+        )
         self.generation = generation
         self.meter.first_token()
         self.meter.prompt_tokens = generation.prompt_tokens

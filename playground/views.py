@@ -6,7 +6,7 @@ import json
 import logging
 import uuid
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,8 +15,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts import selectors as account_selectors
 from accounts.caller import Caller
-from accounts.models import User
 from accounts.typing import AuthenticatedRequest
 from inference import services as inference_services
 from inference.errors import ApiError, from_limit_exceeded, invalid
@@ -42,12 +42,12 @@ def _own_conversation(request: AuthenticatedRequest, conversation_id: int) -> Co
 @login_required
 def page(request: AuthenticatedRequest, conversation_id: int | None = None) -> HttpResponse:
     conversation = _own_conversation(request, conversation_id) if conversation_id is not None else None
-    user = User.objects.select_related("plan").get(pk=request.user.pk)
+    user = account_selectors.user_with_plan(user_id=request.user.pk)
     models = async_to_sync(inference_services.models_for_caller)(Caller.for_user(user))
     chat_models = [spec.name for spec in models if spec.kind == "chat"]
     embedding_models = [spec.name for spec in models if spec.kind == "embedding"]
     default_chat = settings.DEFAULT_CHAT_MODEL if settings.DEFAULT_CHAT_MODEL in chat_models else None
-    max_tokens_cap = user.plan.max_tokens_per_request if user.plan else None
+    max_tokens_cap = Caller.for_user(user).plan.max_tokens_per_request
     config = {
         "wsPath": "/ws/playground/",
         "embeddingsUrl": reverse("playground-embeddings"),
@@ -131,7 +131,7 @@ async def embeddings(request: HttpRequest) -> JsonResponse:
     request_id = getattr(request, "request_id", "") or uuid.uuid4().hex
     try:
         async with metered("playground.embeddings", request_id=request_id) as meter:
-            user = await User.objects.select_related("plan").aget(pk=session_user.pk)
+            user = await sync_to_async(account_selectors.user_with_plan)(user_id=session_user.pk)
             meter.caller = Caller.for_user(user)
             await meter.admit()
             model, texts = _embedding_input(request)

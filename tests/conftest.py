@@ -33,6 +33,7 @@ def _models_only_with_the_marker(request, monkeypatch):
 @pytest.fixture(autouse=True)
 def _clean_state(settings):
     """Rate-limit counters, cached keys and buffered usage must not leak between tests."""
+    from accounts import ip_rules, throttle
     from inference import registry
     from usage import limits
     from usage.recorder import recorder
@@ -40,6 +41,8 @@ def _clean_state(settings):
     settings.USAGE_BACKGROUND_WRITES = False  # tests flush usage rows on their own connection
     cache.clear()
     limits.reset_counters()
+    throttle.local_counters.reset()
+    ip_rules.process_rules.reset()
     registry.forget_cached_specs()
     recorder().discard()
     yield

@@ -45,7 +45,9 @@ def test_env_str_required_and_list(monkeypatch):
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS")}
+    unset = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE")
+    clean = {key: value for key, value in os.environ.items() if key not in unset}
+    clean["DJANGO_SETTINGS_MODULE"] = "llmos_portal.settings"  # the real settings, not the tests'
     clean.update(env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True)
 
@@ -53,6 +55,32 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_secret_key_is_required_when_debug_is_off():
     result = _manage("check", DEBUG="false", ALLOWED_HOSTS="llm.example.com")
     assert result.returncode != 0 and "SECRET_KEY is required" in result.stderr
+    assert "ImproperlyConfigured" in result.stderr
+
+
+def test_debug_is_off_unless_set_so_nothing_starts_without_a_secret_key():
+    result = _manage("check", ALLOWED_HOSTS="llm.example.com")
+    assert result.returncode != 0 and "SECRET_KEY is required" in result.stderr
+
+
+def test_development_uses_a_generated_per_checkout_key(tmp_path):
+    from llmos_portal.env import development_secret_key
+
+    path = tmp_path / "var" / "dev-secret-key"
+    first = development_secret_key(path)
+    assert len(first) >= 50 and development_secret_key(path) == first  # kept, not regenerated
+    assert path.stat().st_mode & 0o077 == 0  # readable by its owner only
+    assert development_secret_key(tmp_path / "other" / "key") != first
+    printed = _manage("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)", DEBUG="true")
+    assert printed.returncode == 0, printed.stderr
+    key = printed.stdout.strip().splitlines()[-1]
+    assert key == (ROOT / "var" / "dev-secret-key").read_text().strip()
+    assert "dev-only-insecure" not in key
+
+
+def test_the_dev_key_file_is_not_committed():
+    result = subprocess.run(["git", "check-ignore", "-q", "var/dev-secret-key"], cwd=ROOT)
+    assert result.returncode == 0
 
 
 def test_check_deploy_is_clean_with_production_values():

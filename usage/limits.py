@@ -1,4 +1,8 @@
-"""Per-key rate limits and token budgets: requests/minute, tokens/minute, tokens/day.
+"""Rate limits and token budgets (requests/minute, tokens/minute, tokens/day) and concurrency slots.
+
+A plan's limits are counted per user (subject `user:<id>`), whatever key or page the request came
+through, so more keys or a rotation never multiply the plan. A key with its own overrides also has
+its own windows (`key:<id>`), whose limits can only be lower than the plan's.
 
 Counters are fixed windows (the current minute, the current UTC day). With REDIS_URL they live in
 Redis, so every worker process shares them, and a check is one round trip (a Lua script). Without
@@ -33,16 +37,30 @@ class Limits:
     tokens_per_day: int | None
 
 
-def limits_for(api_key, plan) -> Limits:
-    """The key's own limits where set, else its owner's plan's; None means unlimited."""
+_LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute", "tokens_per_day")
 
-    def pick(field: str) -> int | None:
-        value = getattr(api_key, field, None) if api_key is not None else None
-        if value is None and plan is not None:
-            value = getattr(plan, field)
-        return value
 
-    return Limits(pick("requests_per_minute"), pick("tokens_per_minute"), pick("tokens_per_day"))
+def plan_limits(plan) -> Limits:
+    """The plan's limits, counted per user. A plan is required: there is no "no plan, no limits"."""
+    if plan is None:
+        raise ValueError("limits need a plan; a user without one is under the default plan")
+    return Limits(*(getattr(plan, name) for name in _LIMIT_FIELDS))
+
+
+def key_limits(api_key, plan) -> Limits | None:
+    """The key's own windows, or None when it sets no override. An override can only lower the
+    plan's limit (a larger value is capped at the plan's); unset fields are not counted per key."""
+    if api_key is None:
+        return None
+    overrides = [getattr(api_key, name, None) for name in _LIMIT_FIELDS]
+    if all(value is None for value in overrides):
+        return None
+    base = plan_limits(plan)
+    capped = [
+        None if value is None else min(value, getattr(base, name))
+        for name, value in zip(_LIMIT_FIELDS, overrides, strict=True)
+    ]
+    return Limits(*capped)
 
 
 @dataclass(frozen=True)
@@ -121,6 +139,7 @@ class LocalCounters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, tuple[int, float]] = {}  # key -> (value, expires at)
+        self._slots: dict[str, int] = {}  # concurrency slot key -> requests running
 
     def _get(self, key: str, now: float) -> int:
         value, expires = self._values.get(key, (0, 0.0))
@@ -148,9 +167,30 @@ class LocalCounters:
             self._add(token_key, tokens, MINUTE, now)
             self._add(day_key, tokens, DAY, now)
 
+    async def acquire_slot(self, key: str, limit: int) -> bool:
+        with self._lock:
+            running = self._slots.get(key, 0)
+            if running >= limit:
+                return False
+            self._slots[key] = running + 1
+            return True
+
+    async def release_slot(self, key: str) -> None:
+        with self._lock:
+            running = self._slots.get(key, 0) - 1
+            if running > 0:
+                self._slots[key] = running
+            else:
+                self._slots.pop(key, None)
+
+    def running(self, key: str) -> int:
+        with self._lock:
+            return self._slots.get(key, 0)
+
     def reset(self) -> None:
         with self._lock:
             self._values.clear()
+            self._slots.clear()
 
 
 # KEYS: requests-this-minute, tokens-this-minute, tokens-today. Counts the request, reads the rest.
@@ -168,6 +208,23 @@ redis.call('INCRBY', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], 172800)
 return 1
 """
+# KEYS: the slot counter. ARGV: limit, safety TTL. Takes a slot if one is free.
+_ACQUIRE_SCRIPT = """
+local running = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if running > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return 0
+end
+return 1
+"""
+_RELEASE_SCRIPT = """
+local running = redis.call('DECR', KEYS[1])
+if running <= 0 then redis.call('DEL', KEYS[1]) end
+return running
+"""
+# A worker that dies holding slots leaks them; they expire after this long without a new request.
+SLOT_TTL_SECONDS = 3600
 
 
 class RedisCounters:
@@ -216,6 +273,22 @@ class RedisCounters:
                 self._mark_down(exc)
         await self.fallback.add_tokens(subject, tokens, now)
 
+    async def acquire_slot(self, key: str, limit: int) -> LocalCounters | RedisCounters | None:
+        """Take a slot; returns the store that holds it (release there), or None when all are taken."""
+        if self._available():
+            try:
+                taken = await self._client().eval(_ACQUIRE_SCRIPT, 1, key, limit, SLOT_TTL_SECONDS)
+                return self if int(taken) else None
+            except Exception as exc:
+                self._mark_down(exc)
+        return self.fallback if await self.fallback.acquire_slot(key, limit) else None
+
+    async def release_slot(self, key: str) -> None:
+        try:
+            await self._client().eval(_RELEASE_SCRIPT, 1, key)
+        except Exception as exc:  # it expires on its own (SLOT_TTL_SECONDS)
+            self._mark_down(exc)
+
 
 _counters: LocalCounters | RedisCounters | None = None
 _counters_lock = threading.Lock()
@@ -247,3 +320,32 @@ async def check_request(*, subject: str, limits: Limits) -> Decision:
 async def record_tokens(*, subject: str, tokens: int) -> None:
     if tokens > 0:
         await counters().add_tokens(subject, tokens, time.time())
+
+
+@dataclass
+class Slot:
+    """A concurrency slot held by one request; released exactly once."""
+
+    key: str
+    store: LocalCounters | RedisCounters
+    released: bool = False
+
+    async def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        await self.store.release_slot(self.key)
+
+
+def _slot_key(subject: str) -> str:
+    return f"{settings.CACHE_KEY_PREFIX}:conc:{subject}"
+
+
+async def acquire_slot(*, subject: str, limit: int) -> Slot | None:
+    """One of `limit` concurrent-request slots of `subject`, or None when all are taken."""
+    key = _slot_key(subject)
+    store = counters()
+    if isinstance(store, RedisCounters):
+        holder = await store.acquire_slot(key, limit)
+        return None if holder is None else Slot(key, holder)
+    return Slot(key, store) if await store.acquire_slot(key, limit) else None

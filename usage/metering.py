@@ -35,15 +35,34 @@ if TYPE_CHECKING:
 
 
 class LimitExceeded(Exception):
-    """The caller is over a rate limit (`rate_limit_exceeded`) or a budget (`insufficient_quota`)."""
+    """The caller is over a rate limit (`rate_limit_exceeded`), a budget (`insufficient_quota`),
+    their concurrent requests (`concurrency_limit_exceeded`), or sent a prompt longer than their
+    plan allows (`prompt_too_long`, status 400: retrying the same request cannot help)."""
 
-    status = 429
-
-    def __init__(self, message: str, *, code: str, headers: dict[str, str]):
+    def __init__(self, message: str, *, code: str, headers: dict[str, str], status: int = 429):
         super().__init__(message)
         self.message = message
         self.code = code
         self.headers = headers
+        self.status = status
+
+
+CONCURRENCY_RETRY_SECONDS = 1
+
+
+def _merge_headers(user_headers: dict[str, str], key_headers: dict[str, str]) -> dict[str, str]:
+    """The x-ratelimit-* headers of whichever window (the user's or the key's) has less left."""
+    merged = dict(user_headers)
+    for kind in ("requests", "tokens"):
+        remaining = f"x-ratelimit-remaining-{kind}"
+        if remaining in key_headers and (
+            remaining not in merged or int(key_headers[remaining]) < int(merged[remaining])
+        ):
+            for name in (f"x-ratelimit-limit-{kind}", remaining, f"x-ratelimit-reset-{kind}"):
+                merged[name] = key_headers[name]
+    if "Retry-After" in key_headers:
+        merged["Retry-After"] = key_headers["Retry-After"]
+    return merged
 
 
 @dataclass
@@ -68,21 +87,65 @@ class RequestMeter:
     # line's result together) sets this and takes `usage_event` instead of the background recorder.
     defer_usage: bool = False
     usage_event: UsageEvent | None = None
+    slot: limits.Slot | None = None
+    key_windows: bool = False  # the key sets its own (lower) limits: count it on its own too
 
     @property
-    def limit_subject(self) -> str:
+    def user_subject(self) -> str:
+        """Plan limits are counted per user, whichever key (or page) the request came through."""
+        assert self.caller is not None
+        return f"user:{self.caller.user.pk}"
+
+    @property
+    def key_subject(self) -> str | None:
         assert self.caller is not None
         api_key = self.caller.api_key
-        return f"key:{api_key.pk}" if api_key is not None else f"user:{self.caller.user.pk}"
+        return f"key:{api_key.pk}" if api_key is not None else None
 
     async def admit(self) -> None:
-        """Count the request against the caller's limits; raise LimitExceeded when over."""
+        """Count the request against the caller's limits and take a concurrency slot; raise
+        LimitExceeded when over. The slot is given back by finish(), exactly once."""
         assert self.caller is not None, "admit() needs an authenticated caller"
-        caller_limits = limits.limits_for(self.caller.api_key, self.caller.plan)
-        decision = await limits.check_request(subject=self.limit_subject, limits=caller_limits)
-        self.rate_limit_headers = decision.headers
-        if not decision.allowed:
-            raise LimitExceeded(decision.message, code=decision.code or "rate_limit_exceeded", headers=decision.headers)
+        plan = self.caller.plan
+        decision = await limits.check_request(subject=self.user_subject, limits=limits.plan_limits(plan))
+        headers = decision.headers
+        refusal = None if decision.allowed else decision
+        own_limits = limits.key_limits(self.caller.api_key, plan)
+        key_subject = self.key_subject
+        if own_limits is not None and key_subject is not None:
+            self.key_windows = True
+            key_decision = await limits.check_request(subject=key_subject, limits=own_limits)
+            headers = _merge_headers(headers, key_decision.headers)
+            if refusal is None and not key_decision.allowed:
+                refusal = key_decision
+        self.rate_limit_headers = headers
+        if refusal is not None:
+            raise LimitExceeded(refusal.message, code=refusal.code or "rate_limit_exceeded", headers=headers)
+        slot_subject = key_subject or self.user_subject
+        self.slot = await limits.acquire_slot(subject=slot_subject, limit=plan.max_concurrent_requests)
+        if self.slot is None:
+            retry = {**headers, "Retry-After": str(CONCURRENCY_RETRY_SECONDS)}
+            raise LimitExceeded(
+                f"Too many concurrent requests: your plan allows {plan.max_concurrent_requests} at once"
+                f" per {'API key' if key_subject else 'user'}. Retry when one has finished.",
+                code="concurrency_limit_exceeded",
+                headers=retry,
+            )
+
+    def check_prompt_tokens(self, prompt_tokens: int) -> None:
+        """Refuse a prompt longer than the plan allows (before any model time is spent on it).
+        An admitted prompt is on the meter from here on: a request abandoned during its prefill
+        is billed for it."""
+        assert self.caller is not None
+        cap = self.caller.plan.max_prompt_tokens_per_request
+        if prompt_tokens > cap:
+            raise LimitExceeded(
+                f"Your prompt has {prompt_tokens} tokens; your plan allows at most {cap} per request.",
+                code="prompt_too_long",
+                headers={},
+                status=400,
+            )
+        self.prompt_tokens = prompt_tokens
 
     def first_token(self) -> None:
         if self.ttft_s is None:
@@ -102,6 +165,8 @@ class RequestMeter:
         if self.finished:
             return
         self.finished = True
+        if self.slot is not None:
+            await self.slot.release()
         if status is not None:
             self.status = status
         if error_code is not None:
@@ -142,7 +207,10 @@ class RequestMeter:
         else:
             recorder().record(event)
         if not self.cached:
-            await limits.record_tokens(subject=self.limit_subject, tokens=self.prompt_tokens + self.completion_tokens)
+            tokens = self.prompt_tokens + self.completion_tokens
+            await limits.record_tokens(subject=self.user_subject, tokens=tokens)
+            if self.key_windows and self.key_subject is not None:
+                await limits.record_tokens(subject=self.key_subject, tokens=tokens)
 
 
 def outcome_of(exc: BaseException, meter: RequestMeter) -> tuple[int, str]:

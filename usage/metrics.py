@@ -21,6 +21,15 @@ LATENCY = Histogram(
     "llmos_request_latency_seconds", "End-to-end request latency", ["endpoint", "model"], buckets=LATENCY_BUCKETS
 )
 TTFT = Histogram("llmos_time_to_first_token_seconds", "Time to first token", ["model"], buckets=TTFT_BUCKETS)
+USAGE_ROWS_DROPPED = Counter(
+    "llmos_usage_rows_dropped_total", "Usage rows lost: the buffer overflowed while the database was unreachable"
+)
+USAGE_ROWS_PARKED = Counter(
+    "llmos_usage_rows_parked_total", "Usage rows that could not be written after retries, set aside and logged"
+)
+USAGE_ROWS_REWRITTEN = Counter(
+    "llmos_usage_rows_without_key_total", "Usage rows written without their API key (the key was deleted)"
+)
 
 
 def observe_request(

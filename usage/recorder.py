@@ -4,6 +4,12 @@ Views hand finished requests to `recorder().record(...)`, which only appends to 
 buffer; a background thread writes the buffer with one bulk INSERT per second (or per 200 rows).
 A crash can lose at most the last second of rows; `flush()` writes everything now (used at
 shutdown and in tests).
+
+Metering never stops on one bad row: when a batch fails, its rows are written one by one. A row
+whose API key was deleted is written without it; a row that still fails is retried on the next
+flushes, then parked (kept aside, logged, counted in `llmos_usage_rows_parked_total`) after
+MAX_ROW_ATTEMPTS. While the database is unreachable rows wait in the buffer; past MAX_BUFFERED the
+oldest are dropped (`llmos_usage_rows_dropped_total`).
 """
 
 from __future__ import annotations
@@ -15,14 +21,27 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    transaction,
+)
 from django.utils import timezone
+
+from usage import metrics
 
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_SECONDS = 1.0
 MAX_BATCH = 200
 MAX_BUFFERED = 100_000  # beyond this (database down for long) the oldest rows are dropped
+MAX_ROW_ATTEMPTS = 3  # a row that fails on its own this often is parked
+MAX_PARKED = 1_000  # parked rows kept in memory for an operator to look at (all are logged)
+
+# Errors that say "the database is unreachable", not "this row is bad": keep the rows and wait.
+_UNREACHABLE = (OperationalError, InterfaceError)
 
 
 @dataclass
@@ -42,6 +61,15 @@ class UsageEvent:
     client_disconnected: bool = False
     request_id: str = ""
     created_at: datetime = field(default_factory=timezone.now)
+    attempts: int = field(default=0, compare=False)  # failed writes of this row on its own
+
+
+def _row(event: UsageEvent):
+    from usage.models import UsageRecord
+
+    values = asdict(event)
+    values.pop("attempts")
+    return UsageRecord(**values)
 
 
 class UsageRecorder:
@@ -51,11 +79,13 @@ class UsageRecorder:
         self._write_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self.parked: deque[tuple[UsageEvent, str]] = deque(maxlen=MAX_PARKED)
 
     def record(self, event: UsageEvent) -> None:
         """Queue one row; never touches the database on the caller's thread."""
         if len(self._buffer) == MAX_BUFFERED:
             logger.error("usage buffer full; dropping the oldest row")
+            metrics.USAGE_ROWS_DROPPED.inc()
         self._buffer.append(event)
         if not settings.USAGE_BACKGROUND_WRITES:
             return  # tests flush() explicitly, on their own database connection
@@ -74,17 +104,74 @@ class UsageRecorder:
                 while self._buffer and len(batch) < MAX_BATCH:
                     batch.append(self._buffer.popleft())
                 try:
-                    UsageRecord.objects.bulk_create([UsageRecord(**asdict(event)) for event in batch])
-                except Exception:
+                    with transaction.atomic():
+                        UsageRecord.objects.bulk_create([_row(event) for event in batch])
+                except _UNREACHABLE:
                     logger.exception("writing %d usage rows failed; will retry", len(batch))
                     self._buffer.extendleft(reversed(batch))
                     break
+                except Exception:
+                    logger.warning("a batch of %d usage rows failed; writing them one by one", len(batch))
+                    done, retry, unreachable = self._write_one_by_one(batch)
+                    written += done
+                    self._buffer.extendleft(reversed(retry))
+                    if unreachable or retry:
+                        break  # the rest waits for the next flush
+                    continue
                 written += len(batch)
         return written
+
+    def _write_one_by_one(self, batch: list[UsageEvent]) -> tuple[int, list[UsageEvent], bool]:
+        """Write each row on its own: (rows written, rows to retry later, database unreachable)."""
+        written = 0
+        retry: list[UsageEvent] = []
+        for position, event in enumerate(batch):
+            try:
+                self._write_row(event)
+            except _UNREACHABLE:
+                logger.exception("the database is unreachable; usage rows wait in the buffer")
+                return written, retry + batch[position:], True
+            except Exception as exc:
+                event.attempts += 1
+                if event.attempts >= MAX_ROW_ATTEMPTS:
+                    self._park(event, exc)
+                else:
+                    retry.append(event)
+                continue
+            written += 1
+        return written, retry, False
+
+    def _write_row(self, event: UsageEvent) -> None:
+        try:
+            with transaction.atomic():
+                _row(event).save(force_insert=True)
+        except IntegrityError:
+            if event.api_key_id is None:
+                raise
+            # Most often the key was deleted while its entry was cached: keep the user's usage.
+            event.api_key_id = None
+            with transaction.atomic():
+                _row(event).save(force_insert=True)
+            metrics.USAGE_ROWS_REWRITTEN.inc()
+
+    def _park(self, event: UsageEvent, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        logger.error(
+            "parked a usage row after %d failed writes (user %s, key %s, %s, request %s): %s",
+            event.attempts,
+            event.user_id,
+            event.api_key_id,
+            event.endpoint,
+            event.request_id,
+            reason,
+        )
+        self.parked.append((event, reason))
+        metrics.USAGE_ROWS_PARKED.inc()
 
     def discard(self) -> None:
         """Drop everything buffered (tests start clean)."""
         self._buffer.clear()
+        self.parked.clear()
 
     def pending(self) -> int:
         return len(self._buffer)
@@ -102,8 +189,11 @@ class UsageRecorder:
             self._wake.wait(FLUSH_INTERVAL_SECONDS)
             self._wake.clear()
             if self._buffer:
-                close_old_connections()
-                self.flush()
+                try:
+                    close_old_connections()
+                    self.flush()
+                except Exception:  # never let the writer thread die
+                    logger.exception("usage writer: flush failed")
 
 
 _recorder = UsageRecorder()

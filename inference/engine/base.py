@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
 
-from .types import EmbeddingResult, GenerationRequest, TextDelta
+from .types import EmbeddingResult, EmbedProgress, GenerationRequest, TextDelta
 
 
 class TextGenerator(ABC):
@@ -47,7 +47,8 @@ class Embedder(ABC):
     dimensions: int
 
     @abstractmethod
-    async def embed(self, texts: list[str]) -> EmbeddingResult: ...
+    async def embed(self, texts: list[str], progress: EmbedProgress | None = None) -> EmbeddingResult:
+        """Embed `texts`. `progress`, if given, is kept up to date and stops the work when set."""
 
     def stats(self) -> dict:
         return {"queue_depth": 0, "running": 0}

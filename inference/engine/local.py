@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -16,7 +17,7 @@ from .output import OutputProcessor
 from .scheduler import Scheduler
 from .text import IncrementalDetokenizer
 from .torch_runner import TorchRunner
-from .types import EmbeddingResult, GenerationRequest, InvalidRequest, ModelSpec
+from .types import EmbeddingResult, EmbedProgress, GenerationRequest, InvalidRequest, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,6 @@ class SentenceEmbedder(Embedder):
     silently, as sentence-transformers does; prompt_tokens counts what was actually embedded.
     """
 
-    runner = "sentence"
-
     def __init__(
         self, spec: ModelSpec, model: Any, tokenizer: Any, *, batch_size: int = 32, max_length: int | None = None
     ):
@@ -166,22 +165,34 @@ class SentenceEmbedder(Embedder):
         self._lock = threading.Lock()
         self._busy = 0
 
-    async def embed(self, texts: list[str]) -> EmbeddingResult:
+    async def embed(self, texts: list[str], progress: EmbedProgress | None = None) -> EmbeddingResult:
         if not texts:
             raise InvalidRequest("input must not be empty")
         if not all(isinstance(t, str) for t in texts):
             raise InvalidRequest("input must be strings")
+        progress = progress or EmbedProgress()
         self._busy += 1
         try:
-            return await asyncio.to_thread(self.embed_sync, texts)
+            work = asyncio.get_running_loop().run_in_executor(None, self.embed_sync, texts, progress)
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # The caller left: stop after the current batch, and wait for it so that
+                # progress.prompt_tokens counts everything that ran.
+                progress.cancelled.set()
+                with contextlib.suppress(Exception):
+                    await work
+                raise
         finally:
             self._busy -= 1
 
-    def embed_sync(self, texts: list[str]) -> EmbeddingResult:
+    def embed_sync(self, texts: list[str], progress: EmbedProgress | None = None) -> EmbeddingResult:
         vectors: list[list[float]] = []
         tokens = 0
         with self._lock, torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
+                if progress is not None and progress.cancelled.is_set():
+                    break
                 batch = self.tokenizer(
                     texts[start : start + self.batch_size],
                     padding=True,
@@ -195,6 +206,8 @@ class SentenceEmbedder(Embedder):
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 vectors.extend(pooled.cpu().tolist())
                 tokens += int(batch["attention_mask"].sum())
+                if progress is not None:
+                    progress.prompt_tokens = tokens
         return EmbeddingResult(vectors=vectors, prompt_tokens=tokens)
 
     def stats(self) -> dict:

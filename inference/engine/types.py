@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -92,6 +93,15 @@ class TextDelta:
     prompt_tokens: int
     completion_tokens: int  # generated so far, including this delta
     finish_reason: FinishReason | None = None
+
+
+@dataclass
+class EmbedProgress:
+    """Shared with a running embedding: the tokens embedded so far (for billing a request that
+    is abandoned half-way) and a flag that stops the work between batches."""
+
+    prompt_tokens: int = 0
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)

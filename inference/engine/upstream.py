@@ -10,7 +10,16 @@ from typing import Any
 import httpx
 
 from .base import Embedder, TextGenerator
-from .types import EmbeddingResult, FinishReason, GenerationRequest, InvalidRequest, ModelSpec, TextDelta, UpstreamError
+from .types import (
+    EmbeddingResult,
+    EmbedProgress,
+    FinishReason,
+    GenerationRequest,
+    InvalidRequest,
+    ModelSpec,
+    TextDelta,
+    UpstreamError,
+)
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0)
 
@@ -203,10 +212,16 @@ class UpstreamEmbedder(_UpstreamBackend, Embedder):
         super().__init__(spec, **client_options)
         self.dimensions = int(spec.options.get("dimensions", 0))
 
-    async def embed(self, texts: list[str]) -> EmbeddingResult:
+    async def embed(self, texts: list[str], progress: EmbedProgress | None = None) -> EmbeddingResult:
         if not texts:
             raise InvalidRequest("input must not be empty")
-        body = await self._http.post_json("/embeddings", {"model": self._http.model, "input": list(texts)})
+        try:
+            body = await self._http.post_json("/embeddings", {"model": self._http.model, "input": list(texts)})
+        except asyncio.CancelledError:
+            if progress is not None:  # the upstream has the input: bill our estimate of it
+                progress.prompt_tokens = sum(_estimate_tokens(t) for t in texts)
+                progress.cancelled.set()
+            raise
         try:
             items = sorted(body["data"], key=lambda d: d.get("index", 0))
             vectors = [list(map(float, item["embedding"])) for item in items]

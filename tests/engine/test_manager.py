@@ -23,7 +23,7 @@ class FakeEmbedder(Embedder):
         self.name, self.context_length, self.dimensions = spec.name, 8, 2
         self.closed = False
 
-    async def embed(self, texts):
+    async def embed(self, texts, progress=None):
         return EmbeddingResult(vectors=[[1.0, 0.0] for _ in texts], prompt_tokens=len(texts))
 
     def close(self):

@@ -375,3 +375,62 @@ async def test_works_with_the_redis_settings_and_survives_idle_time(alice_cookie
     await ws.send_json_to(generate(params={"temperature": 0, "max_tokens": 3}))
     events = await events_until_end(ws)
     assert events[0]["type"] == "started" and events[-1]["type"] == "done"
+
+
+# --- the session is re-checked per generation ----------------------------------------------------
+
+
+async def _assert_ended(ws) -> None:
+    await ws.send_json_to(generate(model="gpt-9"))  # any generate: refused before the model is looked up
+    event = await ws.receive_json_from(timeout=5)
+    assert event["type"] == "error" and event["code"] == "not_authenticated" and event["status"] == 401
+    assert (await ws.receive_output(timeout=5))["code"] == 4401
+
+
+async def test_a_socket_stops_generating_after_its_session_logs_out(alice_cookie, open_socket):
+    from importlib import import_module
+
+    from django.conf import settings as django_settings
+
+    ws = await open_socket(alice_cookie)
+    await ws.send_json_to(generate(model="gpt-9"))
+    assert (await events_until_end(ws))[-1]["code"] == "model_not_found"  # still signed in
+    store = import_module(django_settings.SESSION_ENGINE).SessionStore
+    await sync_to_async(store(session_key=alice_cookie).delete)()  # what logout does
+    await _assert_ended(ws)
+
+
+async def test_a_socket_stops_after_the_user_is_deactivated(alice, alice_cookie, open_socket):
+    ws = await open_socket(alice_cookie)
+    alice.is_active = False
+    await sync_to_async(alice.save)()
+    await _assert_ended(ws)
+
+
+async def test_a_socket_stops_after_log_out_everywhere(alice, alice_cookie, bob, open_socket):
+    from accounts.services import user_log_out_everywhere
+    from tests.playground.conftest import session_cookie
+
+    bobs_ws = await open_socket(await sync_to_async(session_cookie)(bob))
+    ws = await open_socket(alice_cookie)
+    await sync_to_async(user_log_out_everywhere)(user=alice)
+    await _assert_ended(ws)
+    await bobs_ws.send_json_to(generate(model="gpt-9"))  # another user's socket is untouched
+    assert (await events_until_end(bobs_ws))[-1]["code"] == "model_not_found"
+
+
+async def test_the_site_ip_rules_close_the_socket_with_4403(alice_cookie):
+    from accounts.models import IpRule
+
+    await IpRule.objects.acreate(action="deny", network="198.51.100.0/24", scope="site")
+    allowed = communicator(cookie=alice_cookie)
+    allowed.scope["client"] = ("203.0.113.5", 50000)  # read when the app first runs, at connect
+    assert (await allowed.connect())[0]
+    assert (await allowed.receive_json_from(timeout=5))["type"] == "ready"
+    await allowed.disconnect()
+    ws = communicator(cookie=alice_cookie)
+    ws.scope["client"] = ("198.51.100.7", 50000)
+    assert (await ws.connect())[0]
+    event = await ws.receive_json_from(timeout=5)
+    assert event["type"] == "error" and event["code"] == "ip_not_allowed" and event["status"] == 403
+    assert (await ws.receive_output(timeout=5))["code"] == 4403

@@ -67,12 +67,44 @@ def test_per_key_override_beats_the_plan(owner):
     assert call("GET", "/v1/models", strict_key).status == 429
 
 
-def test_limits_are_per_key(owner, owner_key):
+def test_plan_limits_count_per_user_not_per_key(owner, owner_key):
     set_plan(owner, requests_per_minute=1)
     _, second_key = services.api_key_create(user=owner, name="second")
     assert call("GET", "/v1/models", owner_key).status == 200
-    assert call("GET", "/v1/models", second_key).status == 200
-    assert call("GET", "/v1/models", owner_key).status == 429
+    result = call("GET", "/v1/models", second_key)  # a second key shares the user's window
+    assert result.status == 429 and result.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_rotating_a_key_does_not_reset_the_window(owner, owner_key):
+    set_plan(owner, requests_per_minute=1)
+    assert call("GET", "/v1/models", owner_key).status == 200
+    _, rotated = services.api_key_rotate(api_key=ApiKey.objects.get(user=owner))
+    assert call("GET", "/v1/models", rotated).status == 429
+
+
+def test_another_users_traffic_does_not_count_against_mine(owner, owner_key, other_user):
+    set_plan(owner, requests_per_minute=1)
+    _, other_key = services.api_key_create(user=other_user, name="theirs")
+    assert call("GET", "/v1/models", other_key).status == 200
+    assert call("GET", "/v1/models", owner_key).status == 200
+
+
+def test_a_key_override_cannot_raise_the_plan(owner):
+    set_plan(owner, requests_per_minute=1)
+    _, generous = services.api_key_create(user=owner, name="generous")
+    ApiKey.objects.filter(name="generous").update(requests_per_minute=100)
+    first = call("GET", "/v1/models", generous)
+    assert first.status == 200 and first.headers["x-ratelimit-limit-requests"] == "1"
+    assert call("GET", "/v1/models", generous).status == 429
+
+
+def test_key_limits_are_capped_by_the_plan():
+    plan = type("P", (), {"requests_per_minute": 10, "tokens_per_minute": 100, "tokens_per_day": 1000})()
+    key = type("K", (), {"requests_per_minute": 50, "tokens_per_minute": 5, "tokens_per_day": None})()
+    assert limits.key_limits(key, plan) == Limits(10, 5, None)
+    assert limits.key_limits(None, plan) is None
+    with pytest.raises(ValueError):
+        limits.plan_limits(None)
 
 
 def test_native_endpoints_share_the_limits(owner, owner_key):

@@ -1,0 +1,105 @@
+"""Site-wide checks: operators' IP allow/deny lists; staff two-factor authentication when
+REQUIRE_STAFF_2FA is on."""
+
+from __future__ import annotations
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.http import HttpResponseForbidden, JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.html import escape
+
+# API-key and machine endpoints (no session) and the pages needed to set up or leave.
+_EXEMPT_PREFIXES = ("/v1/", "/api/", "/healthz", "/readyz", "/metrics", "/static/", "/logout/", "/login/")
+
+
+class StaffTwoFactorMiddleware:
+    """Sends a signed-in staff member without two-factor authentication to set it up first."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def _applies(self, request) -> bool:
+        if not settings.REQUIRE_STAFF_2FA or request.path.startswith(_EXEMPT_PREFIXES):
+            return False
+        return not request.path.startswith(reverse("two-factor"))
+
+    def _must_enrol(self, user) -> bool:
+        from accounts import two_factor
+
+        return bool(user.is_authenticated and user.is_staff and not two_factor.has_two_factor(user=user))
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        if self._applies(request) and self._must_enrol(request.user):
+            return redirect("two-factor")
+        return self.get_response(request)
+
+    async def __acall__(self, request):
+        if self._applies(request):
+            user = await request.auser()
+            if await sync_to_async(self._must_enrol)(user):
+                return redirect("two-factor")
+        return await self.get_response(request)
+
+
+_HEALTH_PROBES = ("/healthz", "/readyz")
+
+
+class IpRulesMiddleware:
+    """Refuses requests from addresses the operators' IP rules exclude: 403 with OpenAI's error
+    shape on the inference API, a plain page elsewhere. Health probes are exempt."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    @staticmethod
+    def _refusal(request, rules):
+        from accounts.authentication import client_ip
+        from accounts.ip_rules import is_api_path, refused
+
+        address = client_ip(request)
+        api = is_api_path(request.path)
+        if not refused(rules, address, api=api):
+            return None
+        message = f"Requests from {address} are not allowed."
+        if api:
+            body = {"error": {"message": message, "type": "permission_error", "param": None, "code": "ip_not_allowed"}}
+            return JsonResponse(body, status=403)
+        return HttpResponseForbidden(
+            f"<!doctype html><title>Forbidden</title><h1>Forbidden</h1><p>{escape(message)}</p>",
+            content_type="text/html; charset=utf-8",
+        )
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        from accounts.ip_rules import current_rules
+
+        if request.path in _HEALTH_PROBES:
+            return self.get_response(request)
+        return self._refusal(request, current_rules()) or self.get_response(request)
+
+    async def __acall__(self, request):
+        from accounts.ip_rules import current_rules, process_rules
+
+        if request.path in _HEALTH_PROBES:
+            return await self.get_response(request)
+        rules = process_rules.current()
+        if rules is None:  # a thread hop at most once per RULES_TTL_SECONDS per process
+            rules = await sync_to_async(current_rules)()
+        return self._refusal(request, rules) or await self.get_response(request)
