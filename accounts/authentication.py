@@ -37,19 +37,21 @@ def _trusted(address: str, networks: Networks) -> bool:
 
 
 def client_ip(request) -> str:
-    """The caller's address, for limits and key IP allow-lists.
+    """The caller's address, for limits, key IP allow-lists and the site's IP rules."""
+    return client_address(request.META.get("REMOTE_ADDR", "") or "", request.META.get("HTTP_X_FORWARDED_FOR", ""))
 
-    The peer address (REMOTE_ADDR) unless that peer is a proxy listed in TRUSTED_PROXIES; then
+
+def client_address(remote: str, forwarded_for: str) -> str:
+    """The peer address unless that peer is a proxy listed in TRUSTED_PROXIES; then
     X-Forwarded-For is read from the right, skipping trusted proxies, and the first address that
     is not one of them is the client (entries further left are whatever the client sent).
     """
     from django.conf import settings
 
-    remote = request.META.get("REMOTE_ADDR", "") or ""
     networks = _networks(tuple(settings.TRUSTED_PROXIES))
     if not networks or not _trusted(remote, networks):
         return remote
-    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    forwarded = [part.strip() for part in forwarded_for.split(",") if part.strip()]
     for address in reversed(forwarded):
         if not _trusted(address, networks):
             return address

@@ -1,5 +1,5 @@
 """Operators' IP allow and deny lists (accounts.models.IpRule), applied to the real client address
-(accounts.authentication.client_ip, which honours RATELIMIT_IP_META_KEY behind a proxy).
+(accounts.authentication.client_ip, which honours TRUSTED_PROXIES behind a proxy).
 
 The rules are cached: parsed per process for RULES_TTL_SECONDS, from the shared cache (dropped by
 signals whenever a rule changes, so every worker sees a change within RULES_TTL_SECONDS).
@@ -128,18 +128,14 @@ def refused(rules: Rules, address: str, *, api: bool) -> bool:
 
 
 def client_ip_from_scope(scope: dict) -> str:
-    """The client address of an ASGI (websocket) scope, read as client_ip reads a request:
-    RATELIMIT_IP_META_KEY names a header (HTTP_X_FORWARDED_FOR) or the peer (REMOTE_ADDR)."""
-    from django.conf import settings
+    """The client address of an ASGI (websocket) scope, read as client_ip reads a request."""
+    from accounts.authentication import client_address
 
-    meta_key = settings.RATELIMIT_IP_META_KEY
-    if meta_key.startswith("HTTP_"):
-        wanted = meta_key[5:].lower().replace("_", "-").encode()
-        for name, value in scope.get("headers") or ():
-            if name.lower() == wanted and value:
-                return value.decode("latin-1").split(",")[0].strip()
+    forwarded = ",".join(
+        value.decode("latin-1") for name, value in scope.get("headers") or () if name.lower() == b"x-forwarded-for"
+    )
     client = scope.get("client") or ("", 0)
-    return str(client[0])
+    return client_address(str(client[0]), forwarded)
 
 
 def current_rules() -> Rules:

@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 
 from accounts.caller import Caller
 from accounts.models import ApiKey
+from accounts.selectors import user_with_plan
 from batches import services
 from batches.models import Batch, BatchLine
 from inference import openai_format as fmt
@@ -61,7 +62,9 @@ async def _execute(endpoint: str, body: dict, caller: Caller, meter: RequestMete
         request = GenerationRequest(params=params, messages=messages)
     else:
         request = GenerationRequest(params=params, prompt=data["prompt"])
-    generation, choices = await inference.generation_run(model=spec.name, request=request, n=data.get("n") or 1)
+    generation, choices = await inference.generation_run(
+        model=spec.name, request=request, n=data.get("n") or 1, check_prompt=meter.check_prompt_tokens
+    )
     meter.first_token()
     meter.prompt_tokens, meter.completion_tokens = generation.prompt_tokens, generation.total_completion_tokens
     build = fmt.chat_completion if chat else fmt.text_completion
@@ -81,6 +84,7 @@ def _caller_for(batch_id: str) -> Caller | ApiError:
     api_key: ApiKey | None = batch.api_key
     if api_key is None or not api_key.is_active:
         return ApiError("The API key that created this batch is no longer valid.", status=401, code="invalid_api_key")
+    api_key.user = user_with_plan(user_id=api_key.user_id)  # no plan: the default plan, as on /v1
     return Caller.for_key(api_key)
 
 

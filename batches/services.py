@@ -4,7 +4,7 @@ batch, and the per-line steps the runner takes (claim, complete) in their own tr
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,8 +15,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, User
 from batches.models import Batch, BatchLine, File
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
-from usage.models import UsageRecord
-from usage.recorder import UsageEvent
+from usage.recorder import UsageEvent, usage_row
 
 # What a batch line may call, and the serializer its body must pass.
 ENDPOINTS = {
@@ -242,7 +241,7 @@ def batch_line_complete(
         line.status_code, line.response, line.finished_at = status_code, response, timezone.now()
         line.save(update_fields=["state", "status_code", "response", "finished_at"])
         if usage is not None:
-            UsageRecord.objects.create(**asdict(usage))
+            usage_row(usage).save()
         counter = "completed" if done else "failed"
         Batch.objects.filter(pk=line.batch_id).update(**{counter: F(counter) + 1})
     return True

@@ -58,7 +58,8 @@ class TaskView(APIView):
     default_model_setting = "DEFAULT_CHAT_MODEL"
     endpoint = ""
 
-    async def run(self, data: dict, model: str, caller: Caller) -> dict:
+    async def run(self, data: dict, model: str, meter: RequestMeter) -> dict:
+        """The task's answer; `meter` has the caller and refuses prompts over the plan's cap."""
         raise NotImplementedError
 
     def handle_exception(self, exc):
@@ -79,7 +80,7 @@ class TaskView(APIView):
                 data = serializer.validated_data
                 meter.model = data.get("model") or getattr(settings, self.default_model_setting)
                 spec = await services.model_for_caller(meter.model, caller=meter.caller, kind=self.model_kind)
-                result = await self.run(data, spec.name, meter.caller)
+                result = await self.run(data, spec.name, meter)
                 meter.prompt_tokens = result.get("prompt_tokens", 0)
                 meter.completion_tokens = result.get("completion_tokens", 0)
         except LimitExceeded as exc:
@@ -107,10 +108,15 @@ class GenerateView(TaskView):
     async def post(self, request):
         return await super().post(request)
 
-    async def run(self, data, model, caller):
-        max_tokens = services.sampling_params({"max_tokens": data["max_length"]}, plan=caller.plan).max_tokens
+    async def run(self, data, model, meter):
+        max_tokens = services.sampling_params({"max_tokens": data["max_length"]}, plan=meter.caller.plan).max_tokens
         return await tasks.generate(
-            model=model, prompt=data["prompt"], max_tokens=max_tokens, temperature=data["temperature"], raw=data["raw"]
+            model=model,
+            prompt=data["prompt"],
+            max_tokens=max_tokens,
+            temperature=data["temperature"],
+            raw=data["raw"],
+            check_prompt=meter.check_prompt_tokens,
         )
 
 
@@ -127,10 +133,14 @@ class AskView(TaskView):
     async def post(self, request):
         return await super().post(request)
 
-    async def run(self, data, model, caller):
-        max_tokens = services.sampling_params({"max_tokens": data["max_length"]}, plan=caller.plan).max_tokens
+    async def run(self, data, model, meter):
+        max_tokens = services.sampling_params({"max_tokens": data["max_length"]}, plan=meter.caller.plan).max_tokens
         return await tasks.ask(
-            model=model, question=data["question"], context=data.get("context", ""), max_tokens=max_tokens
+            model=model,
+            question=data["question"],
+            context=data.get("context", ""),
+            max_tokens=max_tokens,
+            check_prompt=meter.check_prompt_tokens,
         )
 
 
@@ -153,7 +163,7 @@ class ClassifyView(TaskView):
     async def post(self, request):
         return await super().post(request)
 
-    async def run(self, data, model, caller):
+    async def run(self, data, model, meter):
         return await tasks.classify(
             model=model,
             text=data["text"],

@@ -179,9 +179,11 @@ async def generation_collect(generation: Generation, primed) -> list[tuple[str, 
     return [("".join(parts), reason) for parts, reason in zip(texts, reasons, strict=True)]
 
 
-async def generation_run(*, model: str, request: GenerationRequest, n: int) -> tuple[Generation, list[tuple[str, str]]]:
+async def generation_run(
+    *, model: str, request: GenerationRequest, n: int, check_prompt: Callable[[int], None] | None = None
+) -> tuple[Generation, list[tuple[str, str]]]:
     """Start and finish n choices; returns usage and [(text, finish_reason)] per choice."""
-    generation, primed = await generation_start(model=model, request=request, n=n)
+    generation, primed = await generation_start(model=model, request=request, n=n, check_prompt=check_prompt)
     try:
         return generation, await generation_collect(generation, primed)
     except EngineError as exc:

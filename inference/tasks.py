@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from inference import services
 from inference.engine.types import GenerationRequest, SamplingParams
@@ -12,17 +12,21 @@ ASK_SYSTEM_PROMPT = (
     "You answer questions accurately and concisely. When a context is given, answer from it, "
     "and say so when the context does not contain the answer."
 )
+PromptCheck = Callable[[int], None] | None  # the meter's plan cap on prompt tokens
+
 # Similarity differences between labels are small; a low temperature turns them into clear scores.
 CLASSIFY_TEMPERATURE = 0.05
 
 
-async def generate(*, model: str, prompt: str, max_tokens: int, temperature: float, raw: bool):
+async def generate(
+    *, model: str, prompt: str, max_tokens: int, temperature: float, raw: bool, check_prompt: PromptCheck = None
+):
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature)
     if raw:
         request = GenerationRequest(params=params, prompt=prompt)
     else:
         request = GenerationRequest(params=params, messages=({"role": "user", "content": prompt},))
-    generation, choices = await services.generation_run(model=model, request=request, n=1)
+    generation, choices = await services.generation_run(model=model, request=request, n=1, check_prompt=check_prompt)
     text, finish_reason = choices[0]
     return {
         "text": text,
@@ -33,13 +37,13 @@ async def generate(*, model: str, prompt: str, max_tokens: int, temperature: flo
     }
 
 
-async def ask(*, model: str, question: str, context: str, max_tokens: int):
+async def ask(*, model: str, question: str, context: str, max_tokens: int, check_prompt: PromptCheck = None):
     user_message = f"Context:\n{context}\n\nQuestion: {question}" if context else question
     request = GenerationRequest(
         params=SamplingParams(max_tokens=max_tokens, temperature=0.0),
         messages=({"role": "system", "content": ASK_SYSTEM_PROMPT}, {"role": "user", "content": user_message}),
     )
-    generation, choices = await services.generation_run(model=model, request=request, n=1)
+    generation, choices = await services.generation_run(model=model, request=request, n=1, check_prompt=check_prompt)
     return {
         "answer": choices[0][0].strip(),
         "model": model,

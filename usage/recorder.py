@@ -64,7 +64,8 @@ class UsageEvent:
     attempts: int = field(default=0, compare=False)  # failed writes of this row on its own
 
 
-def _row(event: UsageEvent):
+def usage_row(event: UsageEvent):
+    """The UsageRecord (unsaved) for one event."""
     from usage.models import UsageRecord
 
     values = asdict(event)
@@ -105,7 +106,7 @@ class UsageRecorder:
                     batch.append(self._buffer.popleft())
                 try:
                     with transaction.atomic():
-                        UsageRecord.objects.bulk_create([_row(event) for event in batch])
+                        UsageRecord.objects.bulk_create([usage_row(event) for event in batch])
                 except _UNREACHABLE:
                     logger.exception("writing %d usage rows failed; will retry", len(batch))
                     self._buffer.extendleft(reversed(batch))
@@ -144,14 +145,14 @@ class UsageRecorder:
     def _write_row(self, event: UsageEvent) -> None:
         try:
             with transaction.atomic():
-                _row(event).save(force_insert=True)
+                usage_row(event).save(force_insert=True)
         except IntegrityError:
             if event.api_key_id is None:
                 raise
             # Most often the key was deleted while its entry was cached: keep the user's usage.
             event.api_key_id = None
             with transaction.atomic():
-                _row(event).save(force_insert=True)
+                usage_row(event).save(force_insert=True)
             metrics.USAGE_ROWS_REWRITTEN.inc()
 
     def _park(self, event: UsageEvent, exc: BaseException) -> None:

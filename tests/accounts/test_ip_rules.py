@@ -49,7 +49,7 @@ def test_an_allow_list_refuses_everyone_else_and_deny_wins(client, db):
     assert client.get("/healthz", REMOTE_ADDR="192.0.2.1").status_code == 200  # probes are exempt
 
 
-@override_settings(RATELIMIT_IP_META_KEY="HTTP_X_FORWARDED_FOR")
+@override_settings(TRUSTED_PROXIES=["10.0.0.0/8"])
 def test_rules_apply_to_the_client_behind_the_configured_proxy(client, db):
     rule("deny", "198.51.100.7")
     forwarded = {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "198.51.100.7, 10.0.0.1"}

@@ -143,7 +143,9 @@ class FakeGeneration:
 def fake_engine(monkeypatch):
     calls: list[str] = []
 
-    async def generation_run(*, model, request, n):
+    async def generation_run(*, model, request, n, check_prompt=None):
+        if check_prompt is not None:
+            check_prompt(7)  # the plan's prompt cap applies to batch lines too
         calls.append(request.messages[-1]["content"])
         return FakeGeneration(), [("ok", "length")]
 
