@@ -338,8 +338,6 @@ class LlamaCppTextGenerator(BatchedTextGenerator):
             make_detokenizer=lambda _prompt_ids: PieceDetokenizer(model.piece),
         )
         self.scheduler = Scheduler(self.llama_runner, output, name=spec.name, max_queue=max_queue)
-        self._scoring: tuple[int, _Batch] | None = None
-        self._scoring_lock = threading.Lock()
 
     # ---- prompt handling ----------------------------------------------------------------
     def render_prompt(self, request: GenerationRequest) -> str:
@@ -378,52 +376,8 @@ class LlamaCppTextGenerator(BatchedTextGenerator):
     # ---- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
         self.scheduler.shutdown()
-        with self._scoring_lock:
-            if self._scoring is not None:
-                lc.llama_free(self._scoring[0])
-                self._scoring = None
         if self.owns_model and not self.scheduler.alive:  # the engine thread freed its context
             self.model.close()
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
-
-    # ---- scoring ------------------------------------------------------------------------
-    def log_likelihoods(self, prompt: str, continuations: list[str]) -> list[float]:
-        """Sum of token log-probabilities of each continuation after `prompt` (blocking).
-
-        Runs on a small context of its own, so it never touches the engine thread's KV cells.
-        """
-        prompt_ids = self.model.tokenize(prompt, add_special=True)
-        scores: list[float] = []
-        with self._scoring_lock:
-            if self._scoring is None:
-                ctx = _context(
-                    self.model,
-                    n_ctx=self.context_length,
-                    n_seq=1,
-                    n_batch=self.context_length,
-                    n_threads=self.n_threads,
-                )
-                self._scoring = (ctx, _Batch(self.context_length))
-            ctx, b = self._scoring
-            for cont in continuations:
-                cont_ids = self.model.tokenize(cont, add_special=False)
-                ids = prompt_ids + cont_ids
-                if not cont_ids or not prompt_ids or len(ids) > self.context_length:
-                    scores.append(0.0 if not cont_ids else float("-inf"))
-                    continue
-                n, first = len(ids), len(prompt_ids) - 1  # logits at `first` predict cont_ids[0]
-                b.token[:n], b.pos[:n], b.seq[:n], b.logits[:n] = ids, np.arange(n), 0, 0
-                b.logits[first : n - 1] = 1
-                b.struct.n_tokens = n
-                lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
-                if lc.llama_decode(ctx, b.struct) != 0:
-                    raise EngineError("llama_decode failed while scoring")
-                rows = np.ctypeslib.as_array(lc.llama_get_logits(ctx), shape=(len(cont_ids), self.model.n_vocab))
-                rows = rows.astype(np.float64)
-                top = rows.max(axis=1, keepdims=True)
-                log_z = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
-                picked = rows[np.arange(len(cont_ids)), cont_ids]
-                scores.append(float((picked - log_z).sum()))
-        return scores

@@ -85,7 +85,6 @@ class TransformersTextGenerator(BatchedTextGenerator):
             make_detokenizer=lambda prompt_ids: IncrementalDetokenizer(tokenizer, prompt_ids),
         )
         self.scheduler = Scheduler(self.torch_runner, output, name=spec.name, max_queue=max_queue)
-        self._ll_lock = threading.Lock()
 
     # ---- prompt handling ----------------------------------------------------------------
     def render_prompt(self, request: GenerationRequest) -> str:
@@ -111,24 +110,6 @@ class TransformersTextGenerator(BatchedTextGenerator):
                 raise InvalidRequest("prompt is empty")
             ids = [bos]
         return list(ids)
-
-    # ---- scoring ------------------------------------------------------------------------
-    def log_likelihoods(self, prompt: str, continuations: list[str]) -> list[float]:
-        """Sum of token log-probabilities of each continuation after `prompt` (blocking)."""
-        prompt_ids = self.tokenizer(prompt)["input_ids"]
-        scores = []
-        with self._ll_lock, torch.inference_mode():
-            for cont in continuations:
-                cont_ids = self.tokenizer(cont, add_special_tokens=False)["input_ids"]
-                if not cont_ids:
-                    scores.append(0.0)
-                    continue
-                ids = torch.tensor([prompt_ids + cont_ids], device=self.torch_runner.device)
-                logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
-                logp = torch.log_softmax(logits, dim=-1)
-                target = torch.tensor(cont_ids, device=logp.device)
-                scores.append(float(logp.gather(1, target[:, None]).sum()))
-        return scores
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

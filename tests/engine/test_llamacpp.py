@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from inference.engine.llamacpp import LlamaCppTextGenerator
 from inference.engine.types import ContextLengthExceeded, GenerationRequest, ModelSpec, Overloaded, SamplingParams
 
 from .conftest import chat
@@ -178,9 +177,3 @@ async def test_context_overflow_raises_before_any_work(make_llama):
     with pytest.raises(ContextLengthExceeded):
         await anext(gen.stream(chat("short", max_tokens=60)))
     assert gen.stats()["admitted"] == 0 and gen.stats()["steps"] == 0
-
-
-def test_log_likelihoods_prefer_the_plausible_continuation(make_llama):
-    gen: LlamaCppTextGenerator = make_llama()
-    good, bad = gen.log_likelihoods("The capital of France is", [" Paris", " banana"])
-    assert bad < good < 0
