@@ -252,7 +252,10 @@ class ClassifySerializer(serializers.Serializer):
     labels = serializers.ListField(child=StrictCharField(max_length=200), min_length=2, max_length=50)
     model = StrictCharField(required=False, max_length=200)
     hypothesis_template = StrictCharField(
-        required=False, default="This text is about {}.", max_length=300, help_text="Must contain {}."
+        required=False,
+        default="This text is about {}.",
+        max_length=300,
+        help_text="A sentence with `{}` where the label goes; no other braces.",
     )
     multi_label = StrictBooleanField(required=False, default=False)
 
@@ -264,6 +267,10 @@ class ClassifySerializer(serializers.Serializer):
     def validate_hypothesis_template(self, value):
         if "{}" not in value:
             raise serializers.ValidationError("The template must contain {} where the label goes.")
+        if "{" in value.replace("{}", "") or "}" in value.replace("{}", ""):
+            raise serializers.ValidationError(
+                "The template may contain only {} (where the label goes), no other braces."
+            )
         return value
 
 
