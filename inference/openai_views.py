@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from functools import wraps
@@ -27,6 +26,7 @@ from inference import response_cache, services
 from inference.engine.types import EngineError, GenerationRequest
 from inference.errors import ApiError, from_api_key_rejection, from_engine_error, from_limit_exceeded, invalid
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer, validated
+from llmos_portal import jsonbody
 from usage.metering import LimitExceeded, RequestMeter, metered
 
 logger = logging.getLogger(__name__)
@@ -93,11 +93,11 @@ def json_body(request: HttpRequest) -> dict:
     except RequestDataTooBig as exc:
         raise invalid("The request body is too large.", code="request_too_large") from exc
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid(
-            "We could not parse the JSON body of your request. Send a JSON object.", code="invalid_json"
-        ) from exc
+        data = jsonbody.loads(raw)
+    except jsonbody.JsonBodyError as exc:
+        if exc.param is not None:
+            raise invalid(exc.message, param=exc.param) from None
+        raise invalid(f"{exc.message} Send a JSON object.", code="invalid_json") from None
     if not isinstance(data, dict):
         raise invalid("The request body must be a JSON object.", code="invalid_json")
     return data

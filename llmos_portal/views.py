@@ -45,7 +45,8 @@ def _may_read_metrics(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
     if token:
         presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if presented and hmac.compare_digest(presented, token):
+        # Bytes: compare_digest refuses non-ASCII str, and a header can hold any latin-1 text.
+        if presented and hmac.compare_digest(presented.encode("utf-8", "replace"), token.encode("utf-8")):
             return True
     return request.user.is_authenticated and request.user.is_staff
 
@@ -61,3 +62,12 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if not _may_read_metrics(request):
         return HttpResponse("Forbidden: staff or the metrics token only.\n", status=403, content_type="text/plain")
     return HttpResponse(exposition(EngineCollector()), content_type=CONTENT_TYPE_LATEST)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404 in the shape of the API asked (DRF's {"detail"} under /api/), else Django's page."""
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception or Exception("Not found"))

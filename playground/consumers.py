@@ -11,12 +11,12 @@ AuthMiddlewareStack (the Django session). Anonymous sockets get an `error` event
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from llmos_portal import jsonbody
 from playground.generation import GenerationControl, max_concurrent_per_user, run_generation, user_slots
 
 logger = logging.getLogger(__name__)
@@ -63,9 +63,9 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             await self.error("message_too_large", f"Messages are limited to {limit} bytes.", status=413)
             return
         try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.error("invalid_json", "That message is not valid JSON.")
+            content = jsonbody.loads(text_data)
+        except jsonbody.JsonBodyError as exc:
+            await self.error("invalid_json", f"That message is not valid JSON: {exc.message}")
             return
         if not isinstance(content, dict):
             await self.error("invalid_message", "A message must be a JSON object with a `type`.")
