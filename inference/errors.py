@@ -65,6 +65,17 @@ def model_not_found(name: str) -> ApiError:
     )
 
 
+def database_unavailable() -> ApiError:
+    """503 while the database cannot be reached: keys and limits cannot be checked."""
+    return ApiError(
+        "The service is temporarily unavailable. Retry shortly.",
+        status=503,
+        type="server_error",
+        code="service_unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
 def from_api_key_rejection(exc: ApiKeyRejected) -> ApiError:
     if exc.status == 403:
         return ApiError(str(exc), status=403, type="permission_error", code=exc.code)

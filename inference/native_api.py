@@ -7,6 +7,7 @@ import logging
 
 from adrf.views import APIView
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -16,7 +17,7 @@ from rest_framework.serializers import Serializer
 from accounts.authentication import ApiKeyAuthentication
 from accounts.caller import Caller
 from inference import services, tasks
-from inference.errors import ApiError, from_limit_exceeded
+from inference.errors import ApiError, database_unavailable, from_limit_exceeded
 from inference.serializers import (
     AskResponseSerializer,
     AskSerializer,
@@ -88,6 +89,9 @@ class TaskView(APIView):
             raise TaskError(exc, headers=meter.rate_limit_headers if meter else {}) from exc
         except APIException:
             raise
+        except (OperationalError, InterfaceError) as exc:  # the database is unreachable: 503
+            logger.error("database unavailable while serving %s: %s", request.path, exc)
+            raise TaskError(database_unavailable(), headers={}) from exc
         except Exception as exc:
             logger.exception("unhandled error in %s", request.path)
             raise APIException("The server had an error while processing your request.") from exc

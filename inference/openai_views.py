@@ -13,6 +13,7 @@ from functools import wraps
 from typing import TypedDict
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -24,12 +25,20 @@ from accounts.services import aapi_key_authenticate
 from inference import openai_format as fmt
 from inference import response_cache, services
 from inference.engine.types import EngineError, GenerationRequest
-from inference.errors import ApiError, from_api_key_rejection, from_engine_error, from_limit_exceeded, invalid
+from inference.errors import (
+    ApiError,
+    database_unavailable,
+    from_api_key_rejection,
+    from_engine_error,
+    from_limit_exceeded,
+    invalid,
+)
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer, validated
 from llmos_portal import jsonbody
 from usage.metering import LimitExceeded, RequestMeter, metered
 
 logger = logging.getLogger(__name__)
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)  # connection errors, not IntegrityError
 
 
 def openai_endpoint(endpoint: str, *methods: str) -> Callable:
@@ -49,7 +58,11 @@ def openai_endpoint(endpoint: str, *methods: str) -> Callable:
                             code="method_not_allowed",
                             headers={"Allow": ", ".join(methods)},
                         )
-                    response = await view(request, meter, *args, **kwargs)
+                    try:
+                        response = await view(request, meter, *args, **kwargs)
+                    except DATABASE_UNAVAILABLE as exc:
+                        logger.error("database unavailable while serving %s: %s", request.path, exc)
+                        raise database_unavailable() from exc
                     meter.status = response.status_code
             except LimitExceeded as exc:
                 response = from_limit_exceeded(exc).response()

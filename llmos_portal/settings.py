@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "llmos_portal.middleware.RequestIdMiddleware",
+    "llmos_portal.faults.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "llmos_portal.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -161,6 +162,7 @@ REST_FRAMEWORK = {
     # JSON bodies only (the strict fields reject form-encoded strings), parsed without 500s.
     "DEFAULT_PARSER_CLASSES": ["llmos_portal.jsonbody.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "EXCEPTION_HANDLER": "llmos_portal.faults.drf_exception_handler",  # 503 when the database is down
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SIMPLE_JWT = {

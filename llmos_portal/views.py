@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import logging
+import uuid
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -17,25 +20,57 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+logger = logging.getLogger(__name__)
+
+
 def _database_ok() -> bool:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return True
-    except Exception:
+    except Exception as exc:
+        logger.warning("readiness: the database is unreachable: %s", exc)
+        connection.close_if_unusable_or_obsolete()
+        return False
+
+
+def _cache_ok() -> bool:
+    """A round trip through the shared cache (Redis when REDIS_URL is set). django-redis is set to
+    swallow errors (a miss), so a value that doesn't come back is how an outage shows."""
+    probe = uuid.uuid4().hex
+    try:
+        cache.set("readyz-probe", probe, 10)
+        return cache.get("readyz-probe") == probe
+    except Exception as exc:
+        logger.warning("readiness: the cache is unreachable: %s", exc)
+        return False
+
+
+async def _default_model_ok() -> bool:
+    from inference.runtime import default_model_ready
+
+    try:
+        return await default_model_ready()
+    except Exception as exc:  # the registry is read from the database
+        logger.warning("readiness: cannot check the default model: %s", exc)
         return False
 
 
 @never_cache
 async def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready for traffic: the database answers and the default chat model is loaded."""
-    from inference.runtime import default_model_ready
-
-    checks = {"database": await sync_to_async(_database_ok)(), "default_model": await default_model_ready()}
-    ready = all(checks.values())
-    response = JsonResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
-    )
+    """Ready for traffic: the database answers and the default chat model is loaded (else 503).
+    The shared cache (Redis) being down is reported, but the portal still serves (degraded): the
+    cache falls back to misses and the limits to per-process counters."""
+    database = await sync_to_async(_database_ok)()
+    checks = {
+        "database": database,
+        "cache": await sync_to_async(_cache_ok)(),
+        "default_model": await _default_model_ok() if database else False,
+    }
+    ready = checks["database"] and checks["default_model"]
+    status = "ready" if all(checks.values()) else "degraded" if ready else "not ready"
+    body = {"status": status, "checks": checks, "down": [name for name, ok in checks.items() if not ok]}
+    response = JsonResponse(body, status=200 if ready else 503)
     # "not ready yet" is an answer, not a server error for django.request to log
     response._has_been_logged = True  # type: ignore[attr-defined]
     return response

@@ -20,13 +20,18 @@ def test_readyz_reports_database_and_default_model(db, owner_key):
     call("POST", "/v1/completions", owner_key, {"model": "SmolLM2-135M-Instruct", "prompt": "Hi", "max_tokens": 1})
     result = call("GET", "/readyz")
     assert result.status == 200
-    assert result.json() == {"status": "ready", "checks": {"database": True, "default_model": True}}
+    assert result.json() == {
+        "status": "ready",
+        "checks": {"database": True, "cache": True, "default_model": True},
+        "down": [],
+    }
 
 
 @override_settings(DEFAULT_CHAT_MODEL="not-registered")
 def test_readyz_is_503_until_the_default_model_is_there(db):
     result = call("GET", "/readyz")
     assert result.status == 503 and result.json()["checks"]["default_model"] is False
+    assert result.json()["down"] == ["default_model"]
 
 
 def test_metrics_are_not_public(client, owner_client, db):
