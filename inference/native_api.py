@@ -78,8 +78,9 @@ class TaskView(APIView):
                 if not serializer.is_valid():
                     raise ValidationError(serializer.errors)
                 data = serializer.validated_data
-                meter.model = data.get("model") or getattr(settings, self.default_model_setting)
-                spec = await services.model_for_caller(meter.model, caller=meter.caller, kind=self.model_kind)
+                requested = data.get("model") or getattr(settings, self.default_model_setting)
+                spec = await services.model_for_caller(requested, caller=meter.caller, kind=self.model_kind)
+                meter.model = spec.name  # only names that exist become metric labels
                 result = await self.run(data, spec.name, meter.caller)
                 meter.prompt_tokens = result.get("prompt_tokens", 0)
                 meter.completion_tokens = result.get("completion_tokens", 0)
