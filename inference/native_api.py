@@ -7,6 +7,7 @@ import logging
 
 from adrf.views import APIView
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException, ValidationError
@@ -90,6 +91,9 @@ class TaskView(APIView):
             raise TaskError(exc, headers=meter.rate_limit_headers if meter else {}) from exc
         except APIException:
             raise
+        except RequestDataTooBig as exc:
+            too_big = ApiError("The request body is too large.", code="request_too_large")
+            raise TaskError(too_big, headers=meter.rate_limit_headers if meter else {}) from exc
         except (OperationalError, InterfaceError) as exc:  # the database is unreachable: 503
             logger.error("database unavailable while serving %s: %s", request.path, exc)
             raise TaskError(database_unavailable(), headers={}) from exc

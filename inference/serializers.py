@@ -8,40 +8,13 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from accounts.fields import StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField
 from inference.errors import invalid
 
 MAX_STOP_SEQUENCES = 4
 MAX_CHOICES = 4
 MAX_EMBEDDING_INPUTS = 256
 MAX_TEXT_CHARS = 100_000
-
-
-class StrictCharField(serializers.CharField):
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictIntegerField(serializers.IntegerField):
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictFloatField(serializers.FloatField):
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
 
 
 class StopField(serializers.Field):
@@ -129,7 +102,7 @@ class SamplingSerializer(serializers.Serializer):
         return {"include_usage": include_usage}
 
     def validate_logprobs(self, value):
-        if value not in (None, False, 0):
+        if value is not None and value is not False:  # a boolean in OpenAI's API; 0 is not false
             raise serializers.ValidationError("logprobs are not supported by this server.")
         return None
 

@@ -10,7 +10,7 @@ openai_urls = [
     path("chat/completions", openai_views.chat_completions, name="v1-chat-completions"),
     path("completions", openai_views.completions, name="v1-completions"),
     path("embeddings", openai_views.embeddings, name="v1-embeddings"),
-    re_path(r"^(?P<rest>.*)$", openai_views.not_found),
+    re_path(r"^(?P<rest>(?s:.*))$", openai_views.not_found),  # (?s): a %0A in the path is still ours
 ]
 
 native_urls = [

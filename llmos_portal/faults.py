@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
@@ -35,7 +36,10 @@ def _log(exc: BaseException, request: HttpRequest | None) -> None:
 
 
 def drf_exception_handler(exc, context):
-    """DRF's handler, plus: an unreachable database is a 503 {"detail"} with Retry-After."""
+    """DRF's handler, plus: an unreachable database is a 503 {"detail"} with Retry-After, and a
+    body over DATA_UPLOAD_MAX_MEMORY_SIZE a 400 {"detail"} (as on /v1), not Django's page."""
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"detail": "The request body is too large.", "code": "request_too_large"}, status=400)
     if is_database_unavailable(exc):
         _log(exc, getattr(context.get("request"), "_request", None))
         return Response(

@@ -178,7 +178,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema is public: a request carrying an API key (not a JWT) must not get a 401 from it.
+    "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    "COMPONENT_SPLIT_PATCH": False,  # PATCH bodies are validated whole (a rename needs its name)
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "llmos_portal.openapi.postprocess",  # adds /v1 (inference/openapi.py) and the errors sent
+    ],
 }
 
 # --- Static files ---

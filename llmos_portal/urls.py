@@ -37,6 +37,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
+    # Unknown API paths answer JSON (DRF's shape), also under DEBUG, never an HTML page.
+    re_path(r"^api/", views.api_not_found),
 ]
 
 handler404 = "llmos_portal.views.not_found"

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 
 
 @never_cache
@@ -99,10 +100,15 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(exposition(EngineCollector()), content_type=CONTENT_TYPE_LATEST)
 
 
+@csrf_exempt
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """404 in the shape of the API asked (DRF's {"detail"} under /api/), else Django's page."""
     from django.views.defaults import page_not_found
 
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found."}, status=404)
+        return api_not_found(request)
     return page_not_found(request, exception or Exception("Not found"))

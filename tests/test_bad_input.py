@@ -179,3 +179,56 @@ def test_out_of_range_dates_on_the_usage_api_are_400(owner_api, query):
 def test_playground_embeddings_reject_deep_json_and_lone_surrogates(owner_client, body):
     response = owner_client.post("/playground/embeddings/", body, content_type="application/json")
     assert_openai_error(response, 400, code="invalid_json")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/ask", "/api/v1/generate"])
+def test_a_body_over_the_upload_limit_is_400_on_native_endpoints(client, owner_key, path, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+    response = native(client, path, {"question": "x" * 5000, "prompt": "x" * 5000}, owner_key)
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"] == "The request body is too large."
+
+
+def test_a_body_over_the_upload_limit_is_400_on_the_portal_api(owner_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+    response = owner_client.post("/api/keys/", {"name": "x" * 5000}, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize("method", ["get", "post", "patch", "delete"])
+def test_unknown_api_paths_answer_json_404(owner_client, method):
+    response = getattr(owner_client, method)("/api/keys/0.5/", content_type="application/json")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+
+
+@pytest.mark.parametrize("logprobs", [0, 1, True, "yes"])
+def test_logprobs_must_be_false_or_null(client, owner_key, logprobs):
+    body = {**GOOD_CHAT, "logprobs": logprobs}
+    assert_openai_error(post(client, "/v1/chat/completions", body, owner_key), 400, param="logprobs")
+
+
+def test_a_newline_in_a_v1_path_is_an_openai_404(client, owner_key):
+    response = client.get("/v1/models/%0Abad", HTTP_AUTHORIZATION=f"Bearer {owner_key}")
+    assert_openai_error(response, 404)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": 5},
+        {"name": "ok", "allowed_models": [5]},
+        {"name": "ok", "expires_at": "9999-12-31T23:59:59-10:00"},
+        {"name": "ok", "expires_at": "9999-12-31T23:59:59Z"},
+    ],
+)
+def test_key_creation_rejects_numbers_for_strings_and_far_future_expiry(owner_api, body):
+    response = owner_api.post("/api/keys/", body, format="json")
+    assert response.status_code == 400, response.content
+
+
+def test_key_rename_rejects_a_number(owner_api, owner):
+    from accounts import services
+
+    api_key, _ = services.api_key_create(user=owner, name="k")
+    assert owner_api.patch(f"/api/keys/{api_key.pk}/", {"name": 5}, format="json").status_code == 400
