@@ -315,7 +315,7 @@ def _errors(*statuses: int) -> dict:
 
 
 _GENERATION_ERRORS = _errors(400, 401, 403, 404, 405, 429, 500, 502, 503, 504)
-_SECURITY = [{"ApiKeyAuth": []}]
+_SECURITY: list[dict[str, list[str]]] = [{"ApiKeyAuth": []}]
 
 
 def _json(schema_name: str, description: str) -> dict:
