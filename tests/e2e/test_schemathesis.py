@@ -18,7 +18,9 @@ from hypothesis import HealthCheck, settings
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25"))
+# Per operation and generation phase; the coverage phase adds its own boundary cases. About two
+# minutes on 2 cores. SCHEMATHESIS_TIMING=<file> logs each call's duration to tune it.
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "20"))
 GENERATIVE = {"/v1/chat/completions", "/v1/completions", "/api/v1/generate", "/api/v1/ask"}
 
 
@@ -122,7 +124,4 @@ def test_the_server_does_what_the_schema_says(case, credentials):
         if os.environ.get("SCHEMATHESIS_TIMING"):
             with open(os.environ["SCHEMATHESIS_TIMING"], "a") as log:
                 phase = case.meta.phase.name.value if case.meta else "?"
-                elapsed = time.monotonic() - started
-                log.write(f"{case.method} {case.path} {phase} {elapsed:.3f}\n")
-                if elapsed > 5:
-                    log.write(f"  SLOW {case.meta.generation.mode if case.meta else ''} {str(case.body)[:600]}\n")
+                log.write(f"{case.method} {case.path} {phase} {time.monotonic() - started:.3f}\n")
