@@ -27,6 +27,9 @@ def _nullable(schema: dict) -> dict:
 
 
 _NUMBER = {"type": "number"}
+# Strict DRF CharFields refuse NUL characters, and blanks once whitespace is trimmed.
+_NO_NUL = "^[^\\x00]*$"
+_NOT_BLANK = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
 _COUNT = {"type": "integer", "minimum": 0}
 
 SCHEMAS: dict[str, Any] = {
@@ -86,7 +89,7 @@ SCHEMAS: dict[str, Any] = {
                     },
                 ],
             },
-            "name": {"type": "string", "maxLength": 64},
+            "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _NOT_BLANK},
         },
     },
     "StreamOptions": {
@@ -221,10 +224,10 @@ _SAMPLING: dict[str, Any] = {
     "seed": _nullable({"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}),
     "presence_penalty": _nullable({"type": "number", "minimum": -2, "maximum": 2}),
     "frequency_penalty": _nullable({"type": "number", "minimum": -2, "maximum": 2}),
-    "user": _nullable({"type": "string", "maxLength": 256}),
+    "user": _nullable({"type": "string", "maxLength": 256, "pattern": _NO_NUL}),
     "logprobs": _nullable({"type": "boolean", "enum": [False, None], "description": "Not supported."}),
 }
-_MODEL = {"type": "string", "minLength": 1, "maxLength": 200}
+_MODEL = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NOT_BLANK}
 
 SCHEMAS["ChatCompletionRequest"] = {
     "type": "object",
@@ -289,7 +292,7 @@ SCHEMAS["EmbeddingRequest"] = {
         "dimensions": _nullable(
             {"type": "integer", "minimum": 1, "description": "Must be the model's own size (384 for MiniLM)."}
         ),
-        "user": _nullable({"type": "string", "maxLength": 256}),
+        "user": _nullable({"type": "string", "maxLength": 256, "pattern": _NO_NUL}),
     },
 }
 
@@ -405,6 +408,6 @@ PATHS: dict[str, Any] = {
 NATIVE_FIELD_PATCHES: dict[str, dict[str, dict]] = {
     "ClassifyRequest": {
         "labels": {"uniqueItems": True},
-        "hypothesis_template": {"pattern": r"^[^{}]*\{\}[^{}]*(\{\}[^{}]*)*$"},
+        "hypothesis_template": {"pattern": r"^[^{}\x00]*\{\}[^{}\x00]*(\{\}[^{}\x00]*)*$"},
     },
 }

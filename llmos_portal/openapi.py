@@ -68,6 +68,20 @@ def _add_drf_errors(path: str, method: str, operation: dict) -> None:
         responses[str(status)] = response
 
 
+# DRF's CharField (the strict ones too) refuses NUL characters and trims whitespace before it
+# checks for blanks: say so, so that a schema-valid string is one the server accepts.
+NO_NUL = "^[^\\x00]*$"
+NOT_BLANK = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
+
+
+def _describe_char_fields(schema: dict) -> None:
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        _describe_char_fields(schema["items"])
+    if schema.get("type") != "string" or "format" in schema or "enum" in schema or "pattern" in schema:
+        return
+    schema["pattern"] = NOT_BLANK if schema.get("minLength", 0) >= 1 else NO_NUL
+
+
 def postprocess(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
     from inference import openapi as openai_schema
 
@@ -78,6 +92,10 @@ def postprocess(result: dict[str, Any], generator, request, public) -> dict[str,
         for method, operation in operations.items():
             if isinstance(operation, dict) and "responses" in operation:
                 _add_drf_errors(path, method, operation)
+    for name, component in schemas.items():
+        if name.endswith("Request"):  # the request bodies drf-spectacular generated from serializers
+            for field in component.get("properties", {}).values():
+                _describe_char_fields(field)
     for component, fields in openai_schema.NATIVE_FIELD_PATCHES.items():
         properties = schemas.get(component, {}).get("properties", {})
         for field, patch in fields.items():
