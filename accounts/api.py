@@ -99,7 +99,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         api_key = services.api_key_rename(api_key=self.get_object(), name=serializer.validated_data["name"])
         return Response(ApiKeySerializer(api_key).data)
 
-    @extend_schema(request=None, responses=ApiKeySerializer, summary="Revoke a key")
+    @extend_schema(request=None, responses={200: ApiKeySerializer}, summary="Revoke a key (answers the revoked key)")
     def destroy(self, request, pk=None):
         api_key = services.api_key_revoke(api_key=self.get_object())
         return Response(ApiKeySerializer(api_key).data)

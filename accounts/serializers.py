@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from accounts.fields import StrictCharField
 from accounts.models import ApiKey, Plan
 
 
@@ -47,14 +48,21 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 
 class ApiKeyCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
-    expires_at = serializers.DateTimeField(required=False, allow_null=True)
-    allowed_models = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=100)
-    allowed_ips = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
+    name = StrictCharField(max_length=100)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="Must be in the future.")
+    allowed_models = serializers.ListField(child=StrictCharField(max_length=200), required=False, max_length=100)
+    allowed_ips = serializers.ListField(
+        child=StrictCharField(max_length=64), required=False, max_length=100, help_text="Addresses or CIDR networks."
+    )
+
+    def validate_expires_at(self, value):
+        if value is not None and value.year >= 9000:  # far-future dates overflow when stored as UTC
+            raise serializers.ValidationError("Choose an expiry before the year 9000.")
+        return value
 
 
 class ApiKeyRenameSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = StrictCharField(max_length=100)
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):

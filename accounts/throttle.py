@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 
 from django.conf import settings
 from django_ratelimit.core import _split_rate, get_usage
@@ -66,6 +67,8 @@ def _ip_key(group, request) -> str:
 
 def _account_key(group, request) -> str:
     data = request.data if hasattr(request, "data") else request.POST  # DRF requests carry JSON in .data
+    if not isinstance(data, Mapping):
+        return ""  # a JSON list or number: the serializer rejects it; count by IP only
     value = data.get("username") or data.get("email") or ""
     return value.strip().lower() if isinstance(value, str) else ""
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.http import JsonResponse
 
 from accounts.exceptions import ApiKeyRejected
@@ -18,6 +20,13 @@ from inference.engine.types import (
     UpstreamError,
 )
 from usage.metering import LimitExceeded
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+
+
+def _without_urls(text: str) -> str:
+    """An engine message with any URL replaced: upstream URLs can carry credentials."""
+    return _URL.sub("<upstream>", text)
 
 
 class ApiError(Exception):
@@ -65,6 +74,17 @@ def model_not_found(name: str) -> ApiError:
     )
 
 
+def database_unavailable() -> ApiError:
+    """503 while the database cannot be reached: keys and limits cannot be checked."""
+    return ApiError(
+        "The service is temporarily unavailable. Retry shortly.",
+        status=503,
+        type="server_error",
+        code="service_unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
 def from_api_key_rejection(exc: ApiKeyRejected) -> ApiError:
     if exc.status == 403:
         return ApiError(str(exc), status=403, type="permission_error", code=exc.code)
@@ -97,10 +117,16 @@ def from_engine_error(exc: EngineError, *, model: str = "") -> ApiError:
         )
     if isinstance(exc, ModelLoadError):
         return ApiError(
-            f"The model could not be loaded: {exc}", status=503, type="server_error", code="model_load_error"
+            f"The model could not be loaded: {_without_urls(str(exc))}",
+            status=503,
+            type="server_error",
+            code="model_load_error",
         )
     if isinstance(exc, UpstreamError):
         return ApiError(
-            f"The upstream model server failed: {exc}", status=502, type="server_error", code="upstream_error"
+            f"The upstream model server failed: {_without_urls(str(exc))}",
+            status=502,
+            type="server_error",
+            code="upstream_error",
         )
     return ApiError("The model failed to generate a response.", status=500, type="server_error", code=exc.code)

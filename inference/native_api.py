@@ -7,6 +7,8 @@ import logging
 
 from adrf.views import APIView
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -16,7 +18,7 @@ from rest_framework.serializers import Serializer
 from accounts.authentication import ApiKeyAuthentication
 from accounts.caller import Caller
 from inference import services, tasks
-from inference.errors import ApiError, from_limit_exceeded
+from inference.errors import ApiError, database_unavailable, from_limit_exceeded
 from inference.serializers import (
     AskResponseSerializer,
     AskSerializer,
@@ -78,8 +80,9 @@ class TaskView(APIView):
                 if not serializer.is_valid():
                     raise ValidationError(serializer.errors)
                 data = serializer.validated_data
-                meter.model = data.get("model") or getattr(settings, self.default_model_setting)
-                spec = await services.model_for_caller(meter.model, caller=meter.caller, kind=self.model_kind)
+                requested = data.get("model") or getattr(settings, self.default_model_setting)
+                spec = await services.model_for_caller(requested, caller=meter.caller, kind=self.model_kind)
+                meter.model = spec.name  # only names that exist become metric labels
                 result = await self.run(data, spec.name, meter)
                 meter.prompt_tokens = result.get("prompt_tokens", 0)
                 meter.completion_tokens = result.get("completion_tokens", 0)
@@ -89,6 +92,12 @@ class TaskView(APIView):
             raise TaskError(exc, headers=meter.rate_limit_headers if meter else {}) from exc
         except APIException:
             raise
+        except RequestDataTooBig as exc:
+            too_big = ApiError("The request body is too large.", code="request_too_large")
+            raise TaskError(too_big, headers=meter.rate_limit_headers if meter else {}) from exc
+        except (OperationalError, InterfaceError) as exc:  # the database is unreachable: 503
+            logger.error("database unavailable while serving %s: %s", request.path, exc)
+            raise TaskError(database_unavailable(), headers={}) from exc
         except Exception as exc:
             logger.exception("unhandled error in %s", request.path)
             raise APIException("The server had an error while processing your request.") from exc

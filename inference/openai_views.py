@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from functools import wraps
 from typing import TypedDict
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -25,11 +25,20 @@ from accounts.services import aapi_key_authenticate
 from inference import openai_format as fmt
 from inference import response_cache, services
 from inference.engine.types import EmbedProgress, EngineError, GenerationRequest
-from inference.errors import ApiError, from_api_key_rejection, from_engine_error, from_limit_exceeded, invalid
+from inference.errors import (
+    ApiError,
+    database_unavailable,
+    from_api_key_rejection,
+    from_engine_error,
+    from_limit_exceeded,
+    invalid,
+)
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer, validated
+from llmos_portal import jsonbody
 from usage.metering import LimitExceeded, RequestMeter, metered
 
 logger = logging.getLogger(__name__)
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)  # connection errors, not IntegrityError
 
 
 def openai_endpoint(endpoint: str, *methods: str) -> Callable:
@@ -56,6 +65,9 @@ def openai_endpoint(endpoint: str, *methods: str) -> Callable:
                         # the work is cancelled on the way out; bill what it used.
                         meter.client_disconnected = True
                         raise
+                    except DATABASE_UNAVAILABLE as exc:
+                        logger.error("database unavailable while serving %s: %s", request.path, exc)
+                        raise database_unavailable() from exc
                     meter.status = response.status_code
             except LimitExceeded as exc:
                 response = from_limit_exceeded(exc).response()
@@ -99,11 +111,11 @@ def json_body(request: HttpRequest) -> dict:
     except RequestDataTooBig as exc:
         raise invalid("The request body is too large.", code="request_too_large") from exc
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid(
-            "We could not parse the JSON body of your request. Send a JSON object.", code="invalid_json"
-        ) from exc
+        data = jsonbody.loads(raw)
+    except jsonbody.JsonBodyError as exc:
+        if exc.param is not None:
+            raise invalid(exc.message, param=exc.param) from None
+        raise invalid(f"{exc.message} Send a JSON object.", code="invalid_json") from None
     if not isinstance(data, dict):
         raise invalid("The request body must be a JSON object.", code="invalid_json")
     return data

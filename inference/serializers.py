@@ -8,40 +8,13 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from accounts.fields import StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField
 from inference.errors import invalid
 
 MAX_STOP_SEQUENCES = 4
 MAX_CHOICES = 4
 MAX_EMBEDDING_INPUTS = 256
 MAX_TEXT_CHARS = 100_000
-
-
-class StrictCharField(serializers.CharField):
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictIntegerField(serializers.IntegerField):
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictFloatField(serializers.FloatField):
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
 
 
 class StopField(serializers.Field):
@@ -129,7 +102,7 @@ class SamplingSerializer(serializers.Serializer):
         return {"include_usage": include_usage}
 
     def validate_logprobs(self, value):
-        if value not in (None, False, 0):
+        if value is not None and value is not False:  # a boolean in OpenAI's API; 0 is not false
             raise serializers.ValidationError("logprobs are not supported by this server.")
         return None
 
@@ -252,7 +225,10 @@ class ClassifySerializer(serializers.Serializer):
     labels = serializers.ListField(child=StrictCharField(max_length=200), min_length=2, max_length=50)
     model = StrictCharField(required=False, max_length=200)
     hypothesis_template = StrictCharField(
-        required=False, default="This text is about {}.", max_length=300, help_text="Must contain {}."
+        required=False,
+        default="This text is about {}.",
+        max_length=300,
+        help_text="A sentence with `{}` where the label goes; no other braces.",
     )
     multi_label = StrictBooleanField(required=False, default=False)
 
@@ -264,6 +240,10 @@ class ClassifySerializer(serializers.Serializer):
     def validate_hypothesis_template(self, value):
         if "{}" not in value:
             raise serializers.ValidationError("The template must contain {} where the label goes.")
+        if "{" in value.replace("{}", "") or "}" in value.replace("{}", ""):
+            raise serializers.ValidationError(
+                "The template may contain only {} (where the label goes), no other braces."
+            )
         return value
 
 

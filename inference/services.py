@@ -51,6 +51,8 @@ def sampling_params(data: dict, *, plan: Plan) -> SamplingParams:
     max_tokens = min(data.get("max_tokens") or DEFAULT_MAX_TOKENS, plan.max_tokens_per_request)
     temperature = data.get("temperature")
     top_p = data.get("top_p")
+    if top_p == 0:  # only the most likely token: greedy decoding (OpenAI accepts 0 too)
+        temperature, top_p = 0.0, 1.0
     return SamplingParams(
         max_tokens=max_tokens,
         temperature=1.0 if temperature is None else temperature,

@@ -72,7 +72,8 @@ def label_scores(similarities: list[float], *, multi_label: bool) -> list[float]
 
 async def classify(*, model: str, text: str, labels: list[str], hypothesis_template: str, multi_label: bool):
     """Zero-shot classification: similarity of the text to one hypothesis sentence per label."""
-    hypotheses = [hypothesis_template.format(label) for label in labels]
+    # Only the literal `{}` is replaced: str.format would let `{0:>200000}` build huge strings.
+    hypotheses = [hypothesis_template.replace("{}", label) for label in labels]
     result = await services.embeddings_create(model=model, texts=[text, *hypotheses])
     text_vector, label_vectors = result.vectors[0], result.vectors[1:]
     scores = label_scores([cosine_similarity(text_vector, vector) for vector in label_vectors], multi_label=multi_label)

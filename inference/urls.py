@@ -12,7 +12,7 @@ openai_urls = [
     path("completions", openai_views.completions, name="v1-completions"),
     path("embeddings", openai_views.embeddings, name="v1-embeddings"),
     *batches_urls.openai_urls,  # files and batches
-    re_path(r"^(?P<rest>.*)$", openai_views.not_found),
+    re_path(r"^(?P<rest>(?s:.*))$", openai_views.not_found),  # (?s): a %0A in the path is still ours
 ]
 
 native_urls = [

@@ -8,6 +8,7 @@ import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -120,3 +121,14 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
 async def _as_async(chunks):
     for chunk in chunks:
         yield chunk
+
+
+class CommonMiddleware(DjangoCommonMiddleware):
+    """Django's CommonMiddleware, but APPEND_SLASH only redirects GET and HEAD. A redirect would
+    lose a POST body (Django raises RuntimeError for it under DEBUG): other methods get the 404 of
+    the API they were sent to instead."""
+
+    def should_redirect_with_slash(self, request):
+        if request.method not in ("GET", "HEAD"):
+            return False
+        return super().should_redirect_with_slash(request)

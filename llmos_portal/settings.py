@@ -58,12 +58,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "llmos_portal.middleware.RequestIdMiddleware",
+    "llmos_portal.faults.DatabaseUnavailableMiddleware",
     "llmos_portal.middleware.ContentSecurityPolicyMiddleware",
     "accounts.middleware.IpRulesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "llmos_portal.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "llmos_portal.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.StaffTwoFactorMiddleware",
@@ -200,6 +201,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies only (the strict fields reject form-encoded strings), parsed without 500s.
+    "DEFAULT_PARSER_CLASSES": ["llmos_portal.jsonbody.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "EXCEPTION_HANDLER": "llmos_portal.faults.drf_exception_handler",  # 503 when the database is down
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SIMPLE_JWT = {
@@ -220,7 +225,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema is public: a request carrying an API key (not a JWT) must not get a 401 from it.
+    "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    "COMPONENT_SPLIT_PATCH": False,  # PATCH bodies are validated whole (a rename needs its name)
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "llmos_portal.openapi.postprocess",  # adds /v1 (inference/openapi.py) and the errors sent
+    ],
 }
 
 # --- Static files ---

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import urls as accounts_urls
 from accounts import views as account_views
 from batches import urls as batches_urls
+from inference.openai_views import not_found as openai_not_found
 from inference.urls import native_urls, openai_urls
 from llmos_portal import views
 from usage import urls as usage_urls
@@ -28,6 +29,7 @@ urlpatterns = [
     path("playground/", include("playground.urls")),
     # The inference APIs, with API keys: OpenAI-compatible and native tasks.
     path("v1/", include(openai_urls)),
+    re_path(r"^v1$", openai_not_found),  # OpenAI's 404, not a slash redirect (which loses a POST)
     path("api/v1/", include(native_urls)),
     # The portal's own JSON API (JWT or session) and its OpenAPI schema.
     path("api/", include(portal_api_urls)),
@@ -42,4 +44,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
+    # Unknown API paths answer JSON (DRF's shape), also under DEBUG, never an HTML page.
+    re_path(r"^api/", views.api_not_found),
 ]
+
+handler404 = "llmos_portal.views.not_found"

@@ -11,7 +11,6 @@ AuthMiddlewareStack (the Django session). Anonymous sockets get an `error` event
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from channels.db import database_sync_to_async
@@ -20,6 +19,7 @@ from django.conf import settings
 
 from accounts import ip_rules
 from accounts.selectors import session_is_current
+from llmos_portal import jsonbody
 from playground.generation import GenerationControl, max_concurrent_per_user, run_generation, user_slots
 
 logger = logging.getLogger(__name__)
@@ -73,9 +73,9 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             await self.error("message_too_large", f"Messages are limited to {limit} bytes.", status=413)
             return
         try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.error("invalid_json", "That message is not valid JSON.")
+            content = jsonbody.loads(text_data)
+        except jsonbody.JsonBodyError as exc:
+            await self.error("invalid_json", f"That message is not valid JSON: {exc.message}")
             return
         if not isinstance(content, dict):
             await self.error("invalid_message", "A message must be a JSON object with a `type`.")

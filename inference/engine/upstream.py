@@ -1,4 +1,7 @@
-"""Backends that forward to an external OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp)."""
+"""Backends that forward to an external OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp).
+
+Errors never name the upstream URL or echo httpx's exception text: the URL can hold credentials
+(`https://user:token@host/v1`) and the messages reach clients and logs."""
 
 from __future__ import annotations
 
@@ -57,9 +60,9 @@ class _UpstreamClient:
         try:
             response = await self.client().post(path, json=payload)
         except httpx.TimeoutException as exc:
-            raise UpstreamError(f"upstream {self.base_url} timed out: {exc!r}", status=504) from exc
+            raise UpstreamError(f"upstream timed out ({type(exc).__name__})", status=504) from exc
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"upstream {self.base_url} unreachable: {exc!r}", status=502) from exc
+            raise UpstreamError(f"upstream unreachable ({type(exc).__name__})", status=502) from exc
         if response.status_code >= 400:
             raise _status_error(response.status_code, response.text)
         try:
@@ -88,9 +91,9 @@ class _UpstreamClient:
                         raise UpstreamError(f"upstream error: {_error_message(event)}")
                     yield event
         except httpx.TimeoutException as exc:
-            raise UpstreamError(f"upstream {self.base_url} timed out: {exc!r}", status=504) from exc
+            raise UpstreamError(f"upstream timed out ({type(exc).__name__})", status=504) from exc
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"upstream {self.base_url} failed: {exc!r}", status=502) from exc
+            raise UpstreamError(f"upstream failed ({type(exc).__name__})", status=502) from exc
 
 
 def _error_message(body: Any) -> str:

@@ -133,7 +133,13 @@ async def test_size_cap_counts_bytes_not_characters(alice_cookie, open_socket, s
 
 @pytest.mark.parametrize(
     ("frame", "code"),
-    [("{not json", "invalid_json"), ("[1, 2]", "invalid_message"), ('{"type": "dance"}', "invalid_message")],
+    [
+        ("{not json", "invalid_json"),
+        ("[1, 2]", "invalid_message"),
+        ('{"type": "dance"}', "invalid_message"),
+        ("[" * 10_000 + "]" * 10_000, "invalid_json"),  # RecursionError in json.loads
+        ('{"type": "generate", "content": "\\ud800"}', "invalid_json"),  # a lone surrogate
+    ],
 )
 async def test_malformed_messages_get_typed_errors(alice_cookie, open_socket, frame, code):
     ws = await open_socket(alice_cookie)

@@ -22,7 +22,8 @@ def test_readyz_reports_database_and_default_model(db, owner_key):
     assert result.status == 200
     assert result.json() == {
         "status": "ready",
-        "checks": {"database": True, "default_model": True},
+        "checks": {"database": True, "cache": True, "default_model": True},
+        "down": [],
         "default_model_runner": "llama_cpp",
     }
 
@@ -55,6 +56,7 @@ def test_a_missing_llama_cpp_is_a_system_check_warning(monkeypatch):
 def test_readyz_is_503_until_the_default_model_is_there(db):
     result = call("GET", "/readyz")
     assert result.status == 503 and result.json()["checks"]["default_model"] is False
+    assert result.json()["down"] == ["default_model"]
 
 
 def test_metrics_are_not_public(client, owner_client, db):
