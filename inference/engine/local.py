@@ -69,6 +69,7 @@ class TransformersTextGenerator(BatchedTextGenerator):
         *,
         max_queue: int = 64,
         max_batch_size: int = 8,
+        prefill_chunk: int = 128,
     ):
         self.name = spec.name
         self.spec = spec
@@ -77,7 +78,7 @@ class TransformersTextGenerator(BatchedTextGenerator):
         model_ctx = getattr(model.config, "max_position_embeddings", None) or spec.context_length
         self.context_length = min(spec.context_length, model_ctx)
         self.eos_ids = _eos_ids(model, tokenizer)
-        self.torch_runner = TorchRunner(model, max_batch_size=max_batch_size)
+        self.torch_runner = TorchRunner(model, max_batch_size=max_batch_size, prefill_chunk=prefill_chunk)
         output = OutputProcessor(
             name=spec.name,
             eos_ids=self.eos_ids,

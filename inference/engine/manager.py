@@ -269,6 +269,7 @@ class ModelManager:
             tokenizer,
             max_queue=int(spec.options.get("max_queue", self.max_queue)),
             max_batch_size=int(spec.options.get("max_batch_size", self.max_batch_size)),
+            prefill_chunk=int(spec.options.get("prefill_chunk", 128)),
         )
 
     def llama_cpp_unavailable(self) -> str | None:

@@ -20,7 +20,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from .runner import ModelRunner
-from .sequence import LogitsGroup, Sequence, StepPlan
+from .sequence import LogitsGroup, PrefillChunk, Sequence, StepPlan
 
 _CAPACITY_STEP = 128  # KV columns added at a time when a buffer is full
 
@@ -85,14 +85,18 @@ def _rows(logits: torch.Tensor) -> np.ndarray:
 
 
 class TorchRunner(ModelRunner):
-    """Runs a transformers causal LM; prefills whole prompts, one sequence at a time."""
+    """Runs a transformers causal LM. Prompts are prefilled one sequence at a time, in chunks of
+    at most `prefill_chunk` tokens a step (their KV grows in a cache of their own), and merged
+    into the decoding batch once complete; so a long prompt never stalls the running streams."""
 
     kind = "transformers"
-    prefill_chunk = None
 
-    def __init__(self, model: Any, *, max_batch_size: int = 8):
+    def __init__(self, model: Any, *, max_batch_size: int = 8, prefill_chunk: int = 128):
         self.model = model
         self.max_batch_size = max_batch_size
+        self.prefill_chunk = prefill_chunk
+        self.idle_prefill_budget = max(4 * prefill_chunk, prefill_chunk)
+        self._partial: dict[int, DynamicCache] = {}  # id(seq) -> the KV of its prompt so far
         self.device = next(model.parameters()).device
         # the batch, in row order
         self._seqs: list[Sequence] = []
@@ -112,7 +116,9 @@ class TorchRunner(ModelRunner):
         if plan.decode:  # the merged rows: every prefilled sequence
             groups.append((list(self._seqs), self._decode()))
         for chunk in plan.prefill:
-            groups.append(([chunk.seq], self._prefill(chunk.seq)))
+            logits = self._prefill(chunk)
+            if logits is not None:
+                groups.append(([chunk.seq], logits))
         return groups
 
     def _decode(self) -> np.ndarray:
@@ -132,11 +138,16 @@ class TorchRunner(ModelRunner):
             seq.num_computed += 1
         return _rows(out.logits)
 
-    def _prefill(self, seq: Sequence) -> np.ndarray:
-        ids = torch.tensor([seq.prompt_ids], device=self.device)
-        cache = DynamicCache(config=self.model.config)
+    def _prefill(self, chunk: PrefillChunk) -> np.ndarray | None:
+        """Compute prompt tokens [start, end) of a sequence; its logits once the prompt is done."""
+        seq = chunk.seq
+        cache = self._partial.pop(id(seq), None) or DynamicCache(config=self.model.config)
+        ids = torch.tensor([seq.prompt_ids[chunk.start : chunk.end]], device=self.device)
         out = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
-        seq.num_computed = len(seq.prompt_ids)
+        seq.num_computed = chunk.end
+        if not chunk.completes:
+            self._partial[id(seq)] = cache
+            return None
         self._merge(seq, cache)
         return _rows(out.logits)
 
@@ -169,6 +180,8 @@ class TorchRunner(ModelRunner):
 
     def release(self, seqs: Iterable[Sequence]) -> None:
         gone = set(map(id, seqs))
+        for seq_id in gone:
+            self._partial.pop(seq_id, None)  # still prefilling: not in the batch yet
         keep = [i for i, seq in enumerate(self._seqs) if id(seq) not in gone]
         if len(keep) == len(self._seqs):
             return
@@ -194,6 +207,8 @@ class TorchRunner(ModelRunner):
     def reset(self) -> None:
         self._seqs, self._cache, self._mask, self._pos = [], None, None, None
         self._padded = False
+        self._partial.clear()
 
     def kv_tokens(self) -> int:
-        return sum(seq.num_computed for seq in self._seqs)
+        prefilling = sum(cache.get_seq_length() for cache in self._partial.values())
+        return sum(seq.num_computed for seq in self._seqs) + prefilling

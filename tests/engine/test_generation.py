@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -240,3 +241,52 @@ async def test_model_exception_fails_request_and_thread_survives(smol):
         assert text and final.finish_reason
     finally:
         gen.close()
+
+
+@pytest.mark.model
+@pytest.mark.asyncio
+async def test_long_prompt_is_prefilled_in_chunks_while_running_streams_keep_going(make_gen):
+    gen = make_gen(max_batch_size=4, prefill_chunk=32)
+    long_request = chat("Summarise: " + " ".join(f"item {i} is blue." for i in range(40)), max_tokens=4)
+    n_prompt = gen.count_prompt_tokens(long_request)
+    assert n_prompt > 6 * 32
+    solo_long = await gen.generate(long_request)
+
+    running = gen.stream(chat("Write a long story about the sea.", max_tokens=200, stop=("zzzz",)))
+    await anext(running)
+    steps_before = gen.stats()["steps"]
+    long_task = asyncio.create_task(gen.generate(long_request))
+    streamed_meanwhile = 0
+    while not long_task.done():
+        await anext(running)
+        streamed_meanwhile += 1
+    await running.aclose()
+    chunks = -(-n_prompt // 32)
+    # the running stream got a token in every step that computed a chunk of the long prompt
+    assert streamed_meanwhile >= chunks - 1
+    assert gen.stats()["steps"] - steps_before >= chunks
+    long_text, long_final = await long_task
+    assert long_final.finish_reason == solo_long[1].finish_reason
+    assert long_text == solo_long[0]  # chunked prefill computes the same tokens (fp32)
+
+
+@pytest.mark.model
+@pytest.mark.asyncio
+async def test_a_cancelled_sequence_still_prefilling_frees_its_partial_cache(make_gen):
+    gen = make_gen(max_batch_size=2, prefill_chunk=16)
+    stream = gen.stream(chat("Describe: " + " ".join(f"fact {i}." for i in range(60)), max_tokens=4))
+    task = asyncio.create_task(anext(stream))
+    for _ in range(2000):  # until some chunks are in
+        if gen.stats()["kv_tokens"]:
+            break
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await stream.aclose()
+    for _ in range(200):
+        if gen.stats()["kv_tokens"] == 0 and gen.stats()["running"] == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert gen.stats()["kv_tokens"] == 0 and gen.stats()["running"] == 0
+    assert gen.torch_runner._partial == {}
