@@ -3,28 +3,21 @@ REQUIRE_STAFF_2FA is on."""
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpResponseForbidden, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import escape
 
+from llmos_portal.middleware import AsyncCapableMiddleware
+
 # API-key and machine endpoints (no session) and the pages needed to set up or leave.
 _EXEMPT_PREFIXES = ("/v1/", "/api/", "/healthz", "/readyz", "/metrics", "/static/", "/logout/", "/login/")
 
 
-class StaffTwoFactorMiddleware:
+class StaffTwoFactorMiddleware(AsyncCapableMiddleware):
     """Sends a signed-in staff member without two-factor authentication to set it up first."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
 
     def _applies(self, request) -> bool:
         if not settings.REQUIRE_STAFF_2FA or request.path.startswith(_EXEMPT_PREFIXES):
@@ -36,9 +29,7 @@ class StaffTwoFactorMiddleware:
 
         return bool(user.is_authenticated and user.is_staff and not two_factor.has_two_factor(user=user))
 
-    def __call__(self, request):
-        if self.is_async:
-            return self.__acall__(request)
+    def handle(self, request):
         if self._applies(request) and self._must_enrol(request.user):
             return redirect("two-factor")
         return self.get_response(request)
@@ -54,18 +45,9 @@ class StaffTwoFactorMiddleware:
 _HEALTH_PROBES = ("/healthz", "/readyz")
 
 
-class IpRulesMiddleware:
+class IpRulesMiddleware(AsyncCapableMiddleware):
     """Refuses requests from addresses the operators' IP rules exclude: 403 with OpenAI's error
     shape on the inference API, a plain page elsewhere. Health probes are exempt."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
 
     @staticmethod
     def _refusal(request, rules):
@@ -85,9 +67,7 @@ class IpRulesMiddleware:
             content_type="text/html; charset=utf-8",
         )
 
-    def __call__(self, request):
-        if self.is_async:
-            return self.__acall__(request)
+    def handle(self, request):
         from accounts.ip_rules import current_rules
 
         if request.path in _HEALTH_PROBES:

@@ -21,8 +21,9 @@ def _request_id_for(request) -> str:
     return f"req_{uuid.uuid4().hex}"
 
 
-class RequestIdMiddleware:
-    """Give every request an id (the client's X-Request-Id if sane) and echo it on the response."""
+class AsyncCapableMiddleware:
+    """Base of the project's middleware: under ASGI it runs on the event loop (`__acall__`), so an
+    async view costs no thread hop; under WSGI or a sync stack, `handle` runs instead."""
 
     sync_capable = True
     async_capable = True
@@ -36,6 +37,19 @@ class RequestIdMiddleware:
     def __call__(self, request):
         if self.is_async:
             return self.__acall__(request)
+        return self.handle(request)
+
+    def handle(self, request):
+        raise NotImplementedError
+
+    async def __acall__(self, request):
+        raise NotImplementedError
+
+
+class RequestIdMiddleware(AsyncCapableMiddleware):
+    """Give every request an id (the client's X-Request-Id if sane) and echo it on the response."""
+
+    def handle(self, request):
         request.request_id = _request_id_for(request)
         response = self.get_response(request)
         response["x-request-id"] = request.request_id
@@ -48,23 +62,12 @@ class RequestIdMiddleware:
         return response
 
 
-class ContentSecurityPolicyMiddleware:
+class ContentSecurityPolicyMiddleware(AsyncCapableMiddleware):
     """A strict Content-Security-Policy on HTML pages (our templates have no inline scripts, handlers
     or style attributes). The admin keeps inline styles; Swagger UI and Redoc, which are built on
     inline scripts, get none. JSON and event streams need no policy."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self.is_async:
-            return self.__acall__(request)
+    def handle(self, request):
         return _with_policy(request, self.get_response(request))
 
     async def __acall__(self, request):
