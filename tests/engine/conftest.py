@@ -101,3 +101,27 @@ def make_llama(llama_model: LlamaCppModel) -> Iterator[Callable[..., LlamaCppTex
     yield make
     for gen in made:
         gen.close()
+
+
+async def check_chunked_prefill(gen, *, chunk: int, cached_prefix: int = 0) -> None:
+    """A long prompt is prefilled `chunk` tokens a step while a running stream keeps getting a
+    token every step, and gives the same tokens as when it runs alone."""
+    long_request = chat("Summarise: " + " ".join(f"item {i} is blue." for i in range(40)), max_tokens=4)
+    n_prompt = gen.count_prompt_tokens(long_request)
+    assert n_prompt > 6 * chunk
+    solo_text, solo_final = await gen.generate(long_request)
+
+    running = gen.stream(chat("Write a long story about the sea.", max_tokens=200, stop=("zzzz",)))
+    await anext(running)
+    steps_before = gen.stats()["steps"]
+    long_task = asyncio.create_task(gen.generate(long_request))
+    streamed_meanwhile = 0
+    while not long_task.done():
+        await anext(running)
+        streamed_meanwhile += 1
+    await running.aclose()
+    chunks = -(-(n_prompt - cached_prefix) // chunk)
+    assert streamed_meanwhile >= chunks - 1
+    assert gen.stats()["steps"] - steps_before >= chunks
+    text, final = await long_task
+    assert (text, final.finish_reason) == (solo_text, solo_final.finish_reason)  # same tokens as unchunked

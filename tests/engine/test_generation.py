@@ -20,7 +20,7 @@ from inference.engine.types import (
     SamplingParams,
 )
 
-from .conftest import CHAT, chat
+from .conftest import CHAT, chat, check_chunked_prefill
 
 pytestmark = pytest.mark.model
 
@@ -246,28 +246,7 @@ async def test_model_exception_fails_request_and_thread_survives(smol):
 @pytest.mark.model
 @pytest.mark.asyncio
 async def test_long_prompt_is_prefilled_in_chunks_while_running_streams_keep_going(make_gen):
-    gen = make_gen(max_batch_size=4, prefill_chunk=32)
-    long_request = chat("Summarise: " + " ".join(f"item {i} is blue." for i in range(40)), max_tokens=4)
-    n_prompt = gen.count_prompt_tokens(long_request)
-    assert n_prompt > 6 * 32
-    solo_long = await gen.generate(long_request)
-
-    running = gen.stream(chat("Write a long story about the sea.", max_tokens=200, stop=("zzzz",)))
-    await anext(running)
-    steps_before = gen.stats()["steps"]
-    long_task = asyncio.create_task(gen.generate(long_request))
-    streamed_meanwhile = 0
-    while not long_task.done():
-        await anext(running)
-        streamed_meanwhile += 1
-    await running.aclose()
-    chunks = -(-n_prompt // 32)
-    # the running stream got a token in every step that computed a chunk of the long prompt
-    assert streamed_meanwhile >= chunks - 1
-    assert gen.stats()["steps"] - steps_before >= chunks
-    long_text, long_final = await long_task
-    assert long_final.finish_reason == solo_long[1].finish_reason
-    assert long_text == solo_long[0]  # chunked prefill computes the same tokens (fp32)
+    await check_chunked_prefill(make_gen(max_batch_size=4, prefill_chunk=32), chunk=32)
 
 
 @pytest.mark.model

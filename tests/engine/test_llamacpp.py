@@ -9,7 +9,7 @@ import pytest
 
 from inference.engine.types import ContextLengthExceeded, GenerationRequest, ModelSpec, Overloaded, SamplingParams
 
-from .conftest import chat
+from .conftest import chat, check_chunked_prefill
 
 pytestmark = pytest.mark.model
 
@@ -92,25 +92,7 @@ async def test_template_prefix_is_computed_once_and_reused(make_llama):
 @pytest.mark.asyncio
 async def test_long_prompt_is_chunked_while_running_streams_keep_going(make_llama):
     gen = make_llama(max_batch_size=4, prefill_chunk=32)
-    long_request = chat("Summarise: " + " ".join(f"item {i} is blue." for i in range(40)), max_tokens=4)
-    n_prompt = gen.count_prompt_tokens(long_request)
-    assert n_prompt > 6 * 32
-    solo_long = await gen.generate(long_request)
-
-    running = gen.stream(chat("Write a long story about the sea.", max_tokens=200, stop=("zzzz",)))
-    await anext(running)
-    steps_before = gen.stats()["steps"]
-    long_task = asyncio.create_task(gen.generate(long_request))
-    streamed_meanwhile = 0
-    while not long_task.done():
-        await anext(running)
-        streamed_meanwhile += 1
-    await running.aclose()
-    # the running stream got a token in every step that computed a chunk of the long prompt
-    chunks = -(-(n_prompt - gen.llama_runner.prefix_tokens) // 32)
-    assert streamed_meanwhile >= chunks - 1
-    assert gen.stats()["steps"] - steps_before >= chunks
-    assert await long_task == solo_long  # chunked prefill computes the same tokens
+    await check_chunked_prefill(gen, chunk=32, cached_prefix=gen.llama_runner.prefix_tokens)
 
 
 @pytest.mark.asyncio
