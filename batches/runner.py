@@ -1,8 +1,8 @@
 """Run a batch line by line, each line metered (endpoint "batch") against the key's limits.
 
-Lines run one at a time: the engine's scheduler has no priority classes, so a batch never puts
-more than one sequence at a time beside interactive requests (in a Celery worker it does not
-share the server's engine at all). A rate-limited or overloaded line waits and is tried again
+Lines run one at a time, at the engine's "batch" priority: the scheduler admits a line only when
+no interactive request is waiting for a slot, and a batch never holds more than one slot (in a
+Celery worker it does not share the server's engine at all). A rate-limited or overloaded line waits and is tried again
 (not billed); any other error is the line's answer, in the error file.
 
 Ownership: a run takes the batch over (`batch_run_start`), claims one line at a time and stores
@@ -59,9 +59,9 @@ async def _execute(endpoint: str, body: dict, caller: Caller, meter: RequestMete
     params = inference.sampling_params(data, plan=caller.plan)
     if chat:
         messages = tuple({"role": message["role"], "content": message["content"]} for message in data["messages"])
-        request = GenerationRequest(params=params, messages=messages)
+        request = GenerationRequest(params=params, messages=messages, priority="batch")
     else:
-        request = GenerationRequest(params=params, prompt=data["prompt"])
+        request = GenerationRequest(params=params, prompt=data["prompt"], priority="batch")
     generation, choices = await inference.generation_run(
         model=spec.name, request=request, n=data.get("n") or 1, check_prompt=meter.check_prompt_tokens
     )

@@ -44,7 +44,7 @@ class BatchedTextGenerator(TextGenerator):
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[TextDelta, None]:
         ids = self._validate(request)
-        handle = self.scheduler.submit(ids, request.params)
+        handle = self.scheduler.submit(ids, request.params, priority=request.priority)
         done = False
         try:
             while True:

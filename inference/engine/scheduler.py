@@ -23,7 +23,7 @@ from collections import deque
 from .output import OutputProcessor
 from .runner import ModelRunner
 from .sequence import PrefillChunk, RequestHandle, Sequence, StepPlan
-from .types import EngineError, Overloaded, SamplingParams, TextDelta
+from .types import EngineError, Overloaded, Priority, SamplingParams, TextDelta
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,13 @@ class Scheduler:
         self._thread.start()
 
     # ---- asyncio side -------------------------------------------------------------------
-    def submit(self, prompt_ids: list[int], params: SamplingParams) -> RequestHandle:
+    def submit(
+        self, prompt_ids: list[int], params: SamplingParams, *, priority: Priority = "interactive"
+    ) -> RequestHandle:
         """Queue a request (raises Overloaded when the admission queue is full)."""
         handle = RequestHandle(loop=asyncio.get_running_loop(), id=next(self._ids))
         seq = self.output.new_sequence(handle, prompt_ids, params)
+        seq.priority = priority
         with self._cv:
             if self._stop:
                 raise EngineError(f"model {self.name!r} is shut down")
@@ -100,8 +103,7 @@ class Scheduler:
                             self._cv.wait()
                         if self._stop:
                             break
-                        free = self.max_batch_size - len(self._running)
-                        new = [self._pending.popleft() for _ in range(min(free, len(self._pending)))]
+                        new = self._admissible(self.max_batch_size - len(self._running))
                     self._drop_cancelled()
                     for seq in new:
                         self._admit(seq)
@@ -113,6 +115,17 @@ class Scheduler:
                 self._stop = True
             self._fail_all(EngineError(f"model {self.name!r} was shut down"))
             self.runner.close()
+
+    def _admissible(self, free: int) -> list[Sequence]:
+        """Take up to `free` queued sequences: interactive ones first, batch ones after, each in
+        arrival order. Called with the lock held."""
+        if free <= 0 or not self._pending:
+            return []
+        ordered = sorted(self._pending, key=lambda seq: seq.priority == "batch")  # stable
+        taken = ordered[:free]
+        for seq in taken:
+            self._pending.remove(seq)
+        return taken
 
     def _admit(self, seq: Sequence) -> None:
         if seq.handle.cancelled:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .text import Detokenizer, StopMatcher
-from .types import SamplingParams, TextDelta
+from .types import Priority, SamplingParams, TextDelta
 
 
 @dataclass(eq=False)
@@ -46,6 +46,7 @@ class Sequence:
     counts: dict[int, int] = field(default_factory=dict)  # generated token -> occurrences (penalties)
     num_computed: int = 0  # tokens whose KV the runner holds
     slot: int = -1  # the runner's row / llama.cpp sequence id
+    priority: Priority = "interactive"
     submitted: float = field(default_factory=time.perf_counter)
 
     @property

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
+Priority = Literal["interactive", "batch"]
 
 
 class EngineError(Exception):
@@ -84,6 +85,8 @@ class GenerationRequest:
     params: SamplingParams
     messages: tuple[dict, ...] | None = None  # ({"role": ..., "content": ...}, ...)
     prompt: str | None = None
+    # "batch" (OpenAI Batch API lines) waits while interactive requests are queued for a slot.
+    priority: Priority = "interactive"
 
 
 @dataclass(frozen=True)

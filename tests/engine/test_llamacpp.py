@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -159,3 +160,25 @@ async def test_context_overflow_raises_before_any_work(make_llama):
     with pytest.raises(ContextLengthExceeded):
         await anext(gen.stream(chat("short", max_tokens=60)))
     assert gen.stats()["admitted"] == 0 and gen.stats()["steps"] == 0
+
+
+@pytest.mark.asyncio
+async def test_interactive_requests_are_admitted_before_queued_batch_lines(make_llama):
+    gen = make_llama(max_batch_size=1)
+    busy = gen.stream(chat("Write a long story about the sea.", max_tokens=40))
+    await anext(busy)  # holds the only slot
+    order: list[str] = []
+
+    async def run(name: str, priority: str) -> None:
+        request = replace(chat("Say hi.", max_tokens=2), priority=priority)
+        await gen.generate(request)
+        order.append(name)
+
+    batch_line = asyncio.create_task(run("batch", "batch"))
+    await asyncio.sleep(0.05)  # queued first
+    interactive = asyncio.create_task(run("interactive", "interactive"))
+    await asyncio.sleep(0.05)
+    assert gen.stats()["queue_depth"] == 2
+    await busy.aclose()
+    await asyncio.gather(batch_line, interactive)
+    assert order == ["interactive", "batch"]
