@@ -7,7 +7,7 @@ import { bindEmbeddings } from "./playground/embeddings.js";
 import { findElements, readJson } from "./playground/page.js";
 import { failReply, handleEvent } from "./playground/reply.js";
 import { bindSettings, fillSettings } from "./playground/settings.js";
-import { PlaygroundSocket } from "./playground/socket.js";
+import { CLOSE_FORBIDDEN, PlaygroundSocket } from "./playground/socket.js";
 import { setGenerating, setStatus } from "./playground/status.js";
 import { bindTabs, setMode } from "./playground/tabs.js";
 import { addTurn, setMeta } from "./playground/transcript.js";
@@ -54,8 +54,13 @@ function start(root) {
       if (ctx.state.generating) failReply(ctx, "The connection dropped; the reply was interrupted.");
       setGenerating(ctx, false);
     },
-    onSessionEnded() {
-      setStatus(ctx, "Your session has ended. Log in again to use the playground.");
+    onSessionEnded(code) {
+      setStatus(
+        ctx,
+        code === CLOSE_FORBIDDEN
+          ? "Requests from your address are not allowed here."
+          : "Your session has ended. Log in again to use the playground.",
+      );
     },
     onReconnecting(seconds) {
       setStatus(ctx, `Disconnected. Reconnecting in ${seconds} s…`);

@@ -4,13 +4,14 @@
 // composer.js builds the `generate` and `stop` messages.
 
 export const CLOSE_NOT_AUTHENTICATED = 4401;
+export const CLOSE_FORBIDDEN = 4403; // the site's IP rules refuse this address: retrying cannot help
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 15000;
 
 export class PlaygroundSocket {
   /**
-   * handlers: onOpen(), onEvent(event), onClose() on every close, then either onSessionEnded()
-   * (the server closed with 4401: no retry) or onReconnecting(seconds).
+   * handlers: onOpen(), onEvent(event), onClose() on every close, then either
+   * onSessionEnded(code) (the server closed with 4401 or 4403: no retry) or onReconnecting(seconds).
    */
   constructor(path, handlers) {
     this.path = path;
@@ -42,9 +43,9 @@ export class PlaygroundSocket {
     socket.addEventListener("close", (event) => {
       this.connected = false;
       this.handlers.onClose();
-      if (event.code === CLOSE_NOT_AUTHENTICATED) {
+      if (event.code === CLOSE_NOT_AUTHENTICATED || event.code === CLOSE_FORBIDDEN) {
         this.closedForGood = true;
-        this.handlers.onSessionEnded();
+        this.handlers.onSessionEnded(event.code);
         return;
       }
       if (this.closedForGood) return;
