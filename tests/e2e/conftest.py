@@ -64,7 +64,8 @@ class PortalServer:
             "from accounts import services; from accounts.models import Plan; "
             f"user = services.user_signup(email='{email}', password='{password}', verified=True); "
             f"user.plan, _ = Plan.objects.get_or_create(name='{plan}', defaults=dict(requests_per_minute=10000, "
-            "tokens_per_minute=10000000, tokens_per_day=100000000, max_tokens_per_request=4096)); "
+            "tokens_per_minute=10000000, tokens_per_day=100000000, max_tokens_per_request=4096, "
+            "max_concurrent_requests=64)); "
             "user.save()",
         )
         return self.manage("create_api_key", email, "--name", "e2e")
