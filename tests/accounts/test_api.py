@@ -95,7 +95,7 @@ def test_swagger_ui_is_served_without_internet(client, db):
     assert client.get(next(a for a in assets if a.endswith("swagger-ui-bundle.js"))).status_code == 200
 
 
-@override_settings(LOGIN_RATE_PER_ACCOUNT="2/m", LOGIN_RATE_PER_IP="100/m")
+@override_settings(LOGIN_RATE_PER_ACCOUNT="2/h", LOGIN_RATE_PER_IP="100/h")
 def test_token_endpoint_is_throttled_like_the_login_page(owner):
     api = APIClient()
     for _ in range(2):

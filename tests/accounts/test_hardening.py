@@ -38,7 +38,7 @@ def test_a_second_click_on_the_link_changes_nothing(client, db):
     assert User.objects.get(email="w@example.com").is_active
 
 
-@override_settings(LOGIN_RATE_PER_ACCOUNT="3/m", LOGIN_RATE_PER_IP="100/m")
+@override_settings(LOGIN_RATE_PER_ACCOUNT="3/h", LOGIN_RATE_PER_IP="100/h")
 def test_the_admin_login_is_the_throttled_login_page(client, operator):
     """/admin/login/ checks no password itself: it sends people to the portal's login page, with
     its failed-login throttle (and the second factor)."""
@@ -60,8 +60,8 @@ def test_staff_reach_the_admin_through_the_login_page(client, operator):
 
 
 @override_settings(
-    LOGIN_RATE_PER_ACCOUNT="2/m",
-    LOGIN_RATE_PER_IP="100/m",
+    LOGIN_RATE_PER_ACCOUNT="2/h",
+    LOGIN_RATE_PER_IP="100/h",
     CACHES={
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "t"},
         "ratelimit": {

@@ -72,7 +72,7 @@ def test_console_requires_login(client, db):
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
 
 
-@override_settings(LOGIN_RATE_PER_ACCOUNT="3/m", LOGIN_RATE_PER_IP="100/m")
+@override_settings(LOGIN_RATE_PER_ACCOUNT="3/h", LOGIN_RATE_PER_IP="100/h")
 def test_failed_logins_are_throttled_per_account(client, owner):
     for _ in range(3):
         response = client.post(reverse("login"), {"username": owner.email, "password": "wrong"})
@@ -84,7 +84,7 @@ def test_failed_logins_are_throttled_per_account(client, owner):
     assert response.status_code == 429
 
 
-@override_settings(LOGIN_RATE_PER_ACCOUNT="2/m")
+@override_settings(LOGIN_RATE_PER_ACCOUNT="2/h")
 def test_successful_logins_do_not_count_towards_the_throttle(client, owner):
     for _ in range(4):
         response = client.post(reverse("login"), {"username": owner.email, "password": PASSWORD})
@@ -92,7 +92,7 @@ def test_successful_logins_do_not_count_towards_the_throttle(client, owner):
         client.logout()
 
 
-@override_settings(LOGIN_RATE_PER_IP="3/m", LOGIN_RATE_PER_ACCOUNT="100/m")
+@override_settings(LOGIN_RATE_PER_IP="3/h", LOGIN_RATE_PER_ACCOUNT="100/h")
 def test_failed_logins_are_throttled_per_ip(client, db):
     for index in range(3):
         client.post(reverse("login"), {"username": f"x{index}@example.com", "password": "wrong"})
