@@ -90,18 +90,6 @@ def build_server(sdist: Path | None, jobs: int) -> Path:
     return SERVER_BIN
 
 
-def wait_http(url: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{url} did not come up")
-
-
 def stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
@@ -120,7 +108,7 @@ def start_llama_server(
     command += ["-tb", str(args.threads), "--no-repack"]
     process = subprocess.Popen(command, stdout=(log_dir / "llama-server.log").open("wb"), stderr=subprocess.STDOUT)
     try:
-        wait_http(f"http://127.0.0.1:{port}/health")
+        portal.wait_for(f"http://127.0.0.1:{port}/health")
     except SystemExit:
         stop(process)
         raise
