@@ -6,7 +6,6 @@ import ipaddress
 from collections.abc import Iterable
 from datetime import datetime
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -24,6 +23,7 @@ from accounts.exceptions import (
     UnknownApiKey,
 )
 from accounts.models import ApiKey, Plan, User
+from llmos_portal.db import db_sync_to_async
 
 
 def default_plan() -> Plan | None:
@@ -341,8 +341,8 @@ async def aapi_key_authenticate(*, raw_key: str, client_ip: str) -> ApiKey:
     now = timezone.now()
     api_key = _cached_key(key_digest)
     if api_key is None:
-        api_key = await sync_to_async(_load_key)(key_digest)
+        api_key = await db_sync_to_async(_load_key)(key_digest)
     api_key = _verify(api_key, client_ip, now)
     if _last_used_is_due(api_key):
-        await sync_to_async(_touch)(api_key.pk, now)
+        await db_sync_to_async(_touch)(api_key.pk, now)
     return api_key

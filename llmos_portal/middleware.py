@@ -14,7 +14,7 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def _request_id_for(request) -> str:
+def request_id_for(request) -> str:
     incoming = request.headers.get("X-Request-Id", "")
     if _VALID_REQUEST_ID.match(incoming):
         return incoming
@@ -50,13 +50,13 @@ class RequestIdMiddleware(AsyncCapableMiddleware):
     """Give every request an id (the client's X-Request-Id if sane) and echo it on the response."""
 
     def handle(self, request):
-        request.request_id = _request_id_for(request)
+        request.request_id = request_id_for(request)
         response = self.get_response(request)
         response["x-request-id"] = request.request_id
         return response
 
     async def __acall__(self, request):
-        request.request_id = _request_id_for(request)
+        request.request_id = request_id_for(request)
         response = await self.get_response(request)
         response["x-request-id"] = request.request_id
         return response
