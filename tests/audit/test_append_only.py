@@ -83,3 +83,20 @@ def test_operators_download_the_selected_events_as_csv(client, operator, event):
 
 def test_people_who_are_not_staff_cannot_open_the_log_in_the_admin(owner_client, event):
     assert owner_client.get("/admin/audit/auditevent/").status_code == 302
+
+
+def test_on_postgresql_the_database_refuses_changes_too(event, owner):
+    from django.db import DatabaseError, connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the trigger exists on PostgreSQL only")
+    for sql in (
+        "UPDATE audit_auditevent SET target_repr = 'forged' WHERE id = %s",
+        "UPDATE audit_auditevent SET actor_id = NULL, action = 'auth.login_failed' WHERE id = %s",
+        "DELETE FROM audit_auditevent WHERE id = %s",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [event.pk])
+    with connection.cursor() as cursor:  # what deleting the user does (ON DELETE SET NULL) still works
+        cursor.execute("UPDATE audit_auditevent SET actor_id = NULL, subject_id = NULL WHERE id = %s", [event.pk])
+    assert AuditEvent.objects.get(pk=event.pk).actor_repr == owner.username
