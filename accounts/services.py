@@ -81,6 +81,7 @@ def user_log_out_everywhere(*, user: User) -> None:
     with transaction.atomic():
         user_auth_epoch_raise(user=user)
         user_tokens_revoke(user=user)
+        audit_record(action=AuditAction.LOGOUT_EVERYWHERE, actor=user, target=user)
 
 
 def user_verify_email(*, user: User) -> bool:

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
@@ -29,7 +29,8 @@ from accounts.forms import (
 )
 from accounts.models import ApiKey, User
 from accounts.typing import AuthenticatedRequest
-from audit.services import audit_login_failure
+from audit.models import AuditAction
+from audit.services import audit_login_failure, audit_record
 
 VERIFY_SALT = "accounts.verify-email"
 THROTTLED_MESSAGE = "Too many attempts. Please wait a minute and try again."
@@ -183,6 +184,7 @@ def two_factor_settings(request: AuthenticatedRequest) -> HttpResponse:
                 form.add_error("code", "That code is not valid. Check the time on your device and try again.")
                 status = 400
             else:
+                audit_record(action=AuditAction.TWO_FACTOR_ENABLE, actor=user, target=user, request=request)
                 device = two_factor.confirmed_device(user=user)
                 form = TwoFactorCodeForm()
         elif action == "disable" and device is not None:
@@ -191,6 +193,7 @@ def two_factor_settings(request: AuthenticatedRequest) -> HttpResponse:
                 status = 400
             elif two_factor.two_factor_verify(user=user, code=code):
                 two_factor.two_factor_disable(user=user)
+                audit_record(action=AuditAction.TWO_FACTOR_DISABLE, actor=user, target=user, request=request)
                 messages.success(request, "Two-factor authentication is off.")
                 return redirect("two-factor")
             else:
@@ -235,6 +238,26 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     the second factor for accounts that have one. No password is checked here."""
     next_url = request.GET.get("next") or reverse("admin:index")
     return redirect(f"{reverse('login')}?{urlencode({'next': next_url})}")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("password_change_done")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit_record(action=AuditAction.PASSWORD_CHANGE, actor=form.user, target=form.user, request=self.request)
+        return response
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # The person proved they read the account's mail: they act, though not signed in.
+        audit_record(action=AuditAction.PASSWORD_RESET, actor=form.user, target=form.user, request=self.request)
+        return response
 
 
 class PasswordResetView(auth_views.PasswordResetView):

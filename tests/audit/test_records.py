@@ -307,3 +307,56 @@ def test_an_operator_resetting_two_factor_is_recorded(client, operator, owner):
     client.post("/admin/accounts/user/", {"action": "reset_two_factor", "_selected_action": [owner.pk]})
     event = only_event(action=AuditAction.USER_TWO_FACTOR_RESET)
     assert event.actor == operator and event.subject == owner
+
+
+# --- the account's own security settings ------------------------------------------------------
+
+
+def test_changing_the_password_records_it_but_not_the_passwords(owner_client, owner):
+    new = "brand-new-passphrase-31"
+    response = owner_client.post(
+        reverse("password_change"),
+        {"old_password": PASSWORD, "new_password1": new, "new_password2": new},
+        **CLIENT,
+    )
+    assert response.status_code == 302
+    event = only_event(action=AuditAction.PASSWORD_CHANGE)
+    assert event.actor == owner and event.ip == "203.0.113.5" and event.request_id == "req-audit-1"
+    assert new not in stored_text(event) and PASSWORD not in stored_text(event)
+
+
+def test_a_password_reset_by_link_is_recorded(client, owner, mailoutbox, settings):
+    import re
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    client.post(reverse("password_reset"), {"email": owner.email})
+    link = re.search(r"http://testserver(/password/reset/\S+/)", mailoutbox[0].body).group(1)
+    form_url = client.get(link, follow=True).redirect_chain[-1][0]
+    new = "another-long-passphrase-77"
+    client.post(form_url, {"new_password1": new, "new_password2": new}, **CLIENT)
+    event = only_event(action=AuditAction.PASSWORD_RESET)
+    assert event.actor == owner and event.subject == owner and event.ip == "203.0.113.5"
+    assert new not in stored_text(event)
+
+
+def test_signing_out_everywhere_is_recorded(owner_client, owner_api, owner):
+    owner_client.post(reverse("logout-everywhere"), **CLIENT)
+    assert only_event(action=AuditAction.LOGOUT_EVERYWHERE).ip == "203.0.113.5"
+    assert owner_api.post("/api/logout/everywhere/").status_code == 204
+    assert AuditEvent.objects.filter(action=AuditAction.LOGOUT_EVERYWHERE, actor=owner).count() == 2
+
+
+def test_turning_two_factor_on_and_off_is_recorded(owner_client, owner):
+    import pyotp
+
+    from accounts import two_factor
+
+    owner_client.get(reverse("two-factor"))
+    device = two_factor.totp_enrol_start(user=owner)
+    totp = pyotp.TOTP(device.secret)
+    owner_client.post(reverse("two-factor"), {"action": "confirm", "code": totp.now()}, **CLIENT)
+    assert only_event(action=AuditAction.TWO_FACTOR_ENABLE).actor == owner
+    owner_client.post(reverse("two-factor"), {"action": "disable", "code": next_code(totp)}, **CLIENT)
+    event = only_event(action=AuditAction.TWO_FACTOR_DISABLE)
+    assert event.actor == owner and event.request_id == "req-audit-1"
+    assert device.secret not in stored_text(event)
