@@ -110,9 +110,13 @@ def test_the_api_lists_my_events_a_page_at_a_time(owner_api, owner, events):
     assert "theirs-secret-name" not in str(owner_api.get("/api/audit/").json())
 
 
-def test_the_api_refuses_bad_filters(owner_api, db):
+def test_the_api_refuses_bad_filters_and_page_sizes(owner_api, db):
     assert owner_api.get("/api/audit/", {"start": "2030-01-02", "end": "2030-01-01"}).status_code == 400
     assert owner_api.get("/api/audit/", {"action": "made.up"}).status_code == 400
+    for size in ("0", "201", "ten"):
+        response = owner_api.get("/api/audit/", {"page_size": size})
+        assert response.status_code == 400 and "page_size" in response.json()
+    assert owner_api.get("/api/audit/", {"page": "9"}).status_code == 404
 
 
 def test_another_users_events_are_out_of_reach(client, other_user, events):
@@ -137,7 +141,9 @@ def test_the_audit_api_is_in_the_openapi_schema(client, db):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     operation = schema["paths"]["/api/audit/"]["get"]
     assert {parameter["name"] for parameter in operation["parameters"]} >= {"action", "start", "end", "page"}
-    assert "200" in operation["responses"]
+    assert {"200", "400", "401", "404"} <= set(operation["responses"])
+    page_size = next(parameter for parameter in operation["parameters"] if parameter["name"] == "page_size")
+    assert (page_size["schema"]["minimum"], page_size["schema"]["maximum"]) == (1, 200)
 
 
 def test_organization_events_show_to_the_organizations_members(owner, other_user):
