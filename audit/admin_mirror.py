@@ -42,10 +42,18 @@ def already_recorded(target_type: str, target_id: str) -> bool:
 def admin_event_record(
     *, action: AuditAction, actor, target_type: str, target_id: str, target_repr: str, changes: Any
 ) -> AuditEvent:
+    """A generic admin event. A change to an account (its password, say) is shown to its owner."""
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    subject = None
+    if target_type == _label(user_model) and str(target_id).isdigit() and action != AuditAction.ADMIN_DELETE:
+        subject = user_model._default_manager.filter(pk=int(target_id)).first()
     return audit_record(
         action=action,
         actor=actor,
         target=AuditTarget(target_type, str(target_id), target_repr),
+        subject=subject,
         metadata={"via": "admin", "changes": changes},
     )
 

@@ -360,3 +360,17 @@ def test_turning_two_factor_on_and_off_is_recorded(owner_client, owner):
     event = only_event(action=AuditAction.TWO_FACTOR_DISABLE)
     assert event.actor == owner and event.request_id == "req-audit-1"
     assert device.secret not in stored_text(event)
+
+
+def test_an_operator_setting_a_password_is_recorded_once_without_it(client, operator, owner):
+    client.force_login(operator)
+    new = "operator-chosen-passphrase-5"
+    response = client.post(
+        f"/admin/accounts/user/{owner.pk}/password/", {"password1": new, "password2": new, "usable_password": "true"}
+    )
+    assert response.status_code == 302, response.content[:2000]
+    event = only_event(action=AuditAction.ADMIN_CHANGE)
+    assert (event.actor, event.target_type, event.target_id) == (operator, "accounts.user", str(owner.pk))
+    assert event.subject == owner  # the owner sees that an operator changed their account
+    assert new not in stored_text(event)
+    assert not AuditEvent.objects.filter(action__in=[AuditAction.USER_UPDATE, AuditAction.USER_PLAN_CHANGE]).exists()
