@@ -23,6 +23,8 @@ from accounts.exceptions import (
     UnknownApiKey,
 )
 from accounts.models import ApiKey, Plan, User
+from audit.models import AuditAction
+from audit.services import audit_record
 from llmos_portal.db import db_sync_to_async
 
 
@@ -79,6 +81,7 @@ def user_log_out_everywhere(*, user: User) -> None:
     with transaction.atomic():
         user_auth_epoch_raise(user=user)
         user_tokens_revoke(user=user)
+        audit_record(action=AuditAction.LOGOUT_EVERYWHERE, actor=user, target=user)
 
 
 def user_verify_email(*, user: User) -> bool:
@@ -145,43 +148,76 @@ def api_key_create(
     expires_at: datetime | None = None,
     allowed_models: Iterable[str] = (),
     allowed_ips: Iterable[str] = (),
+    actor: User | None = None,
 ) -> tuple[ApiKey, str]:
-    """Issue a key. Returns the row and the raw key, which the caller shows exactly once."""
+    """Issue a key. Returns the row and the raw key, which the caller shows exactly once.
+    `actor` is who asked (for the audit log; None: the system, e.g. `manage.py create_api_key`)."""
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError("The expiry must be in the future.")
     # Lock the user row so two concurrent creates can't both pass the limit check.
     User.objects.select_for_update().filter(pk=user.pk).first()
     if _active_key_count(user) >= settings.MAX_ACTIVE_KEYS_PER_USER:
         raise ApiKeyLimitReached(f"You already have {settings.MAX_ACTIVE_KEYS_PER_USER} active keys; revoke one first.")
-    return _new_key(user=user, name=name, expires_at=expires_at, allowed_models=allowed_models, allowed_ips=allowed_ips)
+    api_key, raw_key = _new_key(
+        user=user, name=name, expires_at=expires_at, allowed_models=allowed_models, allowed_ips=allowed_ips
+    )
+    audit_record(
+        action=AuditAction.API_KEY_CREATE,
+        actor=actor,
+        target=api_key,
+        metadata={
+            "prefix": api_key.prefix,
+            "expires_at": api_key.expires_at,
+            "allowed_models": api_key.allowed_models,
+            "allowed_ips": api_key.allowed_ips,
+        },
+    )
+    return api_key, raw_key
 
 
 def _forget_cached(api_key: ApiKey) -> None:
     cache.delete(_cache_key(api_key.digest))
 
 
-def api_key_rename(*, api_key: ApiKey, name: str) -> ApiKey:
+@transaction.atomic
+def api_key_rename(*, api_key: ApiKey, name: str, actor: User | None = None) -> ApiKey:
+    old_name = api_key.name
     api_key.name = name
     api_key.save(update_fields=["name"])
     _forget_cached(api_key)
+    if name != old_name:
+        audit_record(
+            action=AuditAction.API_KEY_RENAME, actor=actor, target=api_key, metadata={"from": old_name, "to": name}
+        )
     return api_key
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    if api_key.revoked_at is None:
+def _revoke(api_key: ApiKey) -> bool:
+    """Revoke if not yet; True when this call revoked it."""
+    revoked = api_key.revoked_at is None
+    if revoked:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
     _forget_cached(api_key)
+    return revoked
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: User | None = None) -> ApiKey:
+    if _revoke(api_key):
+        audit_record(
+            action=AuditAction.API_KEY_REVOKE, actor=actor, target=api_key, metadata={"prefix": api_key.prefix}
+        )
     return api_key
 
 
 @transaction.atomic
-def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
+def api_key_rotate(*, api_key: ApiKey, actor: User | None = None) -> tuple[ApiKey, str]:
     """Replace a key with a new secret carrying the same settings; the old one is revoked."""
     if not api_key.is_active:
         raise ValidationError("Only an active key can be rotated.")
-    api_key_revoke(api_key=api_key)
-    return _new_key(
+    _revoke(api_key)
+    new_key, raw_key = _new_key(
         user=api_key.user,
         name=api_key.name,
         expires_at=api_key.expires_at,
@@ -190,6 +226,13 @@ def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
         rotated_from=api_key,
         **{field: getattr(api_key, field) for field in LIMIT_OVERRIDES},
     )
+    audit_record(
+        action=AuditAction.API_KEY_ROTATE,
+        actor=actor,
+        target=new_key,
+        metadata={"old_key_id": api_key.pk, "old_prefix": api_key.prefix, "prefix": new_key.prefix},
+    )
+    return new_key, raw_key
 
 
 def _cache_key(key_digest: str) -> str:

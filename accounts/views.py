@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
@@ -29,6 +29,8 @@ from accounts.forms import (
 )
 from accounts.models import ApiKey, User
 from accounts.typing import AuthenticatedRequest
+from audit.models import AuditAction
+from audit.services import audit_login_failure, audit_record
 
 VERIFY_SALT = "accounts.verify-email"
 THROTTLED_MESSAGE = "Too many attempts. Please wait a minute and try again."
@@ -75,6 +77,7 @@ def signup(request: AuthenticatedRequest) -> HttpResponse:
             if settings.ACCOUNT_EMAIL_VERIFICATION:
                 _send_verification(request, user)
                 return render(request, "accounts/verify_sent.html", {"email": user.email})
+            request.audit_login_method = "signup"  # read by the audit log
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome! Create an API key to start calling models.")
             return redirect("console")
@@ -151,10 +154,13 @@ def login_two_factor(request: HttpRequest) -> HttpResponse:
             and two_factor.two_factor_verify(user=user, code=form.cleaned_data["code"])
         ):
             del request.session[PENDING_2FA]
+            request.audit_login_method = "two_factor"  # type: ignore[attr-defined]  # read by the audit log
             login(request, user, backend=pending["backend"])
             return redirect(pending.get("next") or settings.LOGIN_REDIRECT_URL)
         else:
             throttle.count(request, **throttle.LOGIN_LIMITS)
+            if user is not None:
+                audit_login_failure(username=user.get_username(), user=user, request=request, reason="second_factor")
             if not form.errors:
                 form.add_error("code", "That code is not valid.")
             status = 400
@@ -178,6 +184,7 @@ def two_factor_settings(request: AuthenticatedRequest) -> HttpResponse:
                 form.add_error("code", "That code is not valid. Check the time on your device and try again.")
                 status = 400
             else:
+                audit_record(action=AuditAction.TWO_FACTOR_ENABLE, actor=user, target=user, request=request)
                 device = two_factor.confirmed_device(user=user)
                 form = TwoFactorCodeForm()
         elif action == "disable" and device is not None:
@@ -186,6 +193,7 @@ def two_factor_settings(request: AuthenticatedRequest) -> HttpResponse:
                 status = 400
             elif two_factor.two_factor_verify(user=user, code=code):
                 two_factor.two_factor_disable(user=user)
+                audit_record(action=AuditAction.TWO_FACTOR_DISABLE, actor=user, target=user, request=request)
                 messages.success(request, "Two-factor authentication is off.")
                 return redirect("two-factor")
             else:
@@ -230,6 +238,26 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     the second factor for accounts that have one. No password is checked here."""
     next_url = request.GET.get("next") or reverse("admin:index")
     return redirect(f"{reverse('login')}?{urlencode({'next': next_url})}")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("password_change_done")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit_record(action=AuditAction.PASSWORD_CHANGE, actor=form.user, target=form.user, request=self.request)
+        return response
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # The person proved they read the account's mail: they act, though not signed in.
+        audit_record(action=AuditAction.PASSWORD_RESET, actor=form.user, target=form.user, request=self.request)
+        return response
 
 
 class PasswordResetView(auth_views.PasswordResetView):
@@ -304,7 +332,7 @@ def keys(request: AuthenticatedRequest) -> HttpResponse:
     if not form.is_valid():
         return _keys_page(request, form, status=400)
     try:
-        _, raw_key = services.api_key_create(user=request.user, **form.cleaned_data)
+        _, raw_key = services.api_key_create(user=request.user, actor=request.user, **form.cleaned_data)
     except (ApiKeyLimitReached, ValidationError) as exc:
         form.add_error(None, exc.messages if isinstance(exc, ValidationError) else str(exc))
         return _keys_page(request, form, status=400)
@@ -318,7 +346,7 @@ def key_rename(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
     api_key = _own_key(request, key_id)
     form = ApiKeyRenameForm(request.POST)
     if form.is_valid():
-        services.api_key_rename(api_key=api_key, name=form.cleaned_data["name"])
+        services.api_key_rename(api_key=api_key, name=form.cleaned_data["name"], actor=request.user)
         messages.success(request, "Key renamed.")
     else:
         messages.error(request, "A key needs a name of at most 100 characters.")
@@ -329,7 +357,7 @@ def key_rename(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
 @require_POST
 def key_revoke(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
     api_key = _own_key(request, key_id)
-    services.api_key_revoke(api_key=api_key)
+    services.api_key_revoke(api_key=api_key, actor=request.user)
     messages.success(request, f"Key “{api_key.name}” revoked. Requests using it are now rejected.")
     return redirect("keys")
 
@@ -339,7 +367,7 @@ def key_revoke(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
 def key_rotate(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
     api_key = _own_key(request, key_id)
     try:
-        _, raw_key = services.api_key_rotate(api_key=api_key)
+        _, raw_key = services.api_key_rotate(api_key=api_key, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("keys")

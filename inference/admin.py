@@ -3,6 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
+from audit.admin_mirror import AuditedAdminMixin
+from audit.models import AuditAction
 from inference.models import RegisteredModel
 from inference.runtime import get_manager
 
@@ -59,8 +61,15 @@ class RegisteredModelForm(forms.ModelForm):
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = RegisteredModelForm
+    audit_create, audit_change, audit_delete = (
+        AuditAction.MODEL_CREATE,
+        AuditAction.MODEL_CHANGE,
+        AuditAction.MODEL_DELETE,
+    )
+    # Values of these are kept; upstream_api_key is named when it changes, never its value.
+    audit_values = ("name", "kind", "backend", "source", "upstream_url", "upstream_model", "context_length", "enabled")
     list_display = ["name", "kind", "backend", "context_length", "enabled", "load_state"]
     list_filter = ["kind", "backend", "enabled"]
     search_fields = ["name", "description"]

@@ -54,10 +54,12 @@ INSTALLED_APPS = [
     "usage",
     "playground",
     "batches",
+    "audit",
 ]
 
 MIDDLEWARE = [
     "llmos_portal.middleware.RequestIdMiddleware",
+    "audit.context.AuditRequestMiddleware",  # audit records read the request being served
     "llmos_portal.faults.DatabaseUnavailableMiddleware",
     "llmos_portal.middleware.ContentSecurityPolicyMiddleware",
     "accounts.middleware.IpRulesMiddleware",

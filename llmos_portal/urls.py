@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from accounts import urls as accounts_urls
 from accounts import views as account_views
+from audit import urls as audit_urls
 from batches import urls as batches_urls
 from inference.openai_views import not_found as openai_not_found
 from inference.urls import native_urls, openai_urls
@@ -19,8 +20,13 @@ console_urls: list[URLPattern | URLResolver] = [
     *accounts_urls.console_urls,
     *usage_urls.console_urls,
     *batches_urls.console_urls,
+    *audit_urls.console_urls,
 ]
-portal_api_urls: list[URLPattern | URLResolver] = [*accounts_urls.api_urls, *usage_urls.api_urls]
+portal_api_urls: list[URLPattern | URLResolver] = [
+    *accounts_urls.api_urls,
+    *usage_urls.api_urls,
+    *audit_urls.api_urls,
+]
 
 urlpatterns = [
     # Pages: sign-up and login, the console (keys, usage), the playground.
