@@ -12,6 +12,8 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts import keys
 from accounts.exceptions import (
@@ -37,7 +39,7 @@ _NON_DELIVERING_EMAIL_BACKENDS = (
     "django.core.mail.backends.console.EmailBackend",
     "django.core.mail.backends.dummy.EmailBackend",
 )
-EMAIL_NOT_CONFIGURED_MESSAGE = (
+EMAIL_NOT_CONFIGURED_MESSAGE = gettext_lazy(
     "E-mail is not configured on this server, so no link can be sent. Ask an operator (they set EMAIL_HOST)."
 )
 
@@ -103,7 +105,7 @@ def normalise_networks(values: Iterable[str]) -> list[str]:
         try:
             networks.append(str(ipaddress.ip_network(value, strict=False)))
         except ValueError as exc:
-            raise ValidationError(f"{value!r} is not an IP address or CIDR range.") from exc
+            raise ValidationError(_("%(value)r is not an IP address or CIDR range.") % {"value": value}) from exc
     return networks
 
 
@@ -148,11 +150,14 @@ def api_key_create(
 ) -> tuple[ApiKey, str]:
     """Issue a key. Returns the row and the raw key, which the caller shows exactly once."""
     if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationError("The expiry must be in the future.")
+        raise ValidationError(_("The expiry must be in the future."))
     # Lock the user row so two concurrent creates can't both pass the limit check.
     User.objects.select_for_update().filter(pk=user.pk).first()
     if _active_key_count(user) >= settings.MAX_ACTIVE_KEYS_PER_USER:
-        raise ApiKeyLimitReached(f"You already have {settings.MAX_ACTIVE_KEYS_PER_USER} active keys; revoke one first.")
+        raise ApiKeyLimitReached(
+            _("You already have %(count)d active keys; revoke one first.")
+            % {"count": settings.MAX_ACTIVE_KEYS_PER_USER}
+        )
     return _new_key(user=user, name=name, expires_at=expires_at, allowed_models=allowed_models, allowed_ips=allowed_ips)
 
 
@@ -179,7 +184,7 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
     """Replace a key with a new secret carrying the same settings; the old one is revoked."""
     if not api_key.is_active:
-        raise ValidationError("Only an active key can be rotated.")
+        raise ValidationError(_("Only an active key can be rotated."))
     api_key_revoke(api_key=api_key)
     return _new_key(
         user=api_key.user,
