@@ -1,0 +1,238 @@
+"""The Chinese (Simplified) interface: complete catalogues, pages and e-mails in the visitor's
+language, a language switcher, and APIs that answer in English whatever the client asks for."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+from django.conf import settings
+from django.core import mail
+from django.core.management import call_command
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import translation
+
+from accounts import services
+from tests.conftest import PASSWORD
+from tests.i18n_catalogue import DOMAINS, catalogue_path, english_fragments, read_catalogue, untranslated
+
+ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-Hans"}
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiled_catalogues():
+    """The .mo files are build outputs (`make compilemessages`, run by `make test`); compiled here
+    too when missing or stale, so the module also runs on its own."""
+    for domain in DOMAINS:
+        po = catalogue_path(domain)
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            call_command("compilemessages", locale=["zh_Hans"], verbosity=0)
+            translation.trans_real._translations = {}  # drop catalogues loaded before the compile
+            break
+
+
+class VisibleText(HTMLParser):
+    """What a reader meets on a page: text and the attributes read out or shown (labels, hints,
+    confirmations), without scripts, styles and example code."""
+
+    SKIPPED = {"script", "style", "pre", "code"}
+    SHOWN_ATTRIBUTES = {"aria-label", "placeholder", "alt", "title", "data-confirm"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIPPED:
+            self.skipping += 1
+        self.parts.extend(value for name, value in attrs if name in self.SHOWN_ATTRIBUTES and value)
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIPPED and self.skipping:
+            self.skipping -= 1
+
+    def handle_data(self, data):
+        if not self.skipping:
+            self.parts.append(data)
+
+    @classmethod
+    def of(cls, html: str) -> str:
+        parser = cls()
+        parser.feed(html)
+        return "\n".join(parser.parts)
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_every_catalogue_entry_is_translated_and_none_is_fuzzy(domain):
+    header = catalogue_path(domain).read_text(encoding="utf-8").split("\n\n", 1)[0]
+    assert "#, fuzzy" not in header and '"Language: zh_Hans\\n"' in header  # msgfmt skips a fuzzy header
+    entries = read_catalogue(domain)
+    assert len(entries) > (150 if domain == "django" else 25)
+    fuzzy = [entry.msgid for entry in entries if "fuzzy" in entry.flags]
+    empty = [entry.msgid for entry in entries if not entry.msgstr or not all(entry.msgstr)]
+    assert not fuzzy, f"fuzzy entries in {domain}.po: {fuzzy}"
+    assert not empty, f"untranslated entries in {domain}.po: {empty}"
+    # Chinese, not a copy of the English (names such as "LLM OS Portal" aside).
+    copied = [entry.msgid for entry in entries if entry.msgstr[0] == entry.msgid and HAN.search(entry.msgid) is None]
+    assert len(copied) <= 3, copied
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_translations_keep_every_placeholder_of_the_english(domain):
+    placeholder = re.compile(r"%\(\w+\)[sdr]|%[sdr]|\{\{ ?\w+ ?\}\}|\{\w+\}")
+    for entry in read_catalogue(domain):
+        expected = sorted(placeholder.findall(entry.msgid_plural or entry.msgid))
+        for msgstr in entry.msgstr:
+            assert sorted(placeholder.findall(msgstr)) == expected, (entry.msgid, msgstr)
+
+
+def _pages_of_a_signed_in_user(client, user):
+    services.api_key_create(user=user, name="scripts", expires_at=None, allowed_models=[], allowed_ips=[])
+    client.force_login(user)
+    return [
+        reverse("console"),
+        reverse("keys"),
+        reverse("usage"),
+        reverse("batches"),
+        reverse("playground"),
+        reverse("two-factor"),
+        reverse("password_change"),
+        reverse("password_change_done"),
+    ]
+
+
+ANONYMOUS_PAGES = ["home", "signup", "login", "password_reset", "password_reset_done", "password_reset_complete"]
+
+
+@pytest.mark.parametrize("name", ANONYMOUS_PAGES)
+def test_public_pages_are_in_chinese_for_a_chinese_browser(client, db, name):
+    response = client.get(reverse(name), **ZH)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<html lang="zh-hans">' in html and response["Content-Language"] == "zh-hans"
+    visible = VisibleText.of(html)
+    assert HAN.search(visible)
+    assert untranslated(visible) == []
+
+
+def test_signed_in_pages_are_in_chinese_for_a_chinese_browser(client, owner):
+    fragments = english_fragments()
+    for path in _pages_of_a_signed_in_user(client, owner):
+        response = client.get(path, **ZH)
+        assert response.status_code == 200, path
+        visible = VisibleText.of(response.content.decode())
+        assert untranslated(visible, fragments) == [], path
+
+
+def test_operator_overview_is_in_chinese(client, operator):
+    client.force_login(operator)
+    response = client.get(reverse("operator-usage"), **ZH)
+    assert response.status_code == 200
+    assert "用量总览" in response.content.decode()
+    assert untranslated(VisibleText.of(response.content.decode())) == []
+
+
+def test_the_same_pages_in_english_are_caught_by_the_check(client, owner):
+    """The check above is not trivially true: the English pages are full of catalogue strings."""
+    fragments = english_fragments()
+    for path in _pages_of_a_signed_in_user(client, owner):
+        visible = VisibleText.of(client.get(path, HTTP_ACCEPT_LANGUAGE="en").content.decode())
+        assert len(untranslated(visible, fragments)) >= 5, path
+        assert not HAN.search(visible.replace("简体中文", "")), path  # the switcher names Chinese in Chinese
+
+
+def test_form_errors_and_messages_are_in_chinese(client, owner):
+    response = client.post(reverse("signup"), {"email": owner.email, "password1": "x", "password2": "y"}, **ZH)
+    html = response.content.decode()
+    assert "该电子邮箱已注册账户。" in html and "两次输入的密码不一致。" in html
+    client.force_login(owner)
+    api_key, _ = services.api_key_create(user=owner, name="old", expires_at=None, allowed_models=[], allowed_ips=[])
+    response = client.post(reverse("key-revoke", args=[api_key.pk]), follow=True, **ZH)
+    assert "密钥“old”已吊销" in response.content.decode()
+    response = client.get(reverse("usage"), {"start": "2026-02-10", "end": "2026-02-01"}, **ZH)
+    assert "开始日期不能晚于结束日期。" in response.content.decode()
+
+
+def test_the_switcher_chooses_the_language_over_the_browsers(client, db):
+    page = client.get(reverse("login"), **ZH).content.decode()
+    assert f'action="{reverse("set_language")}"' in page and 'name="language"' in page
+    response = client.post(reverse("set_language"), {"language": "en", "next": reverse("login")}, **ZH)
+    assert response.status_code == 302 and response["Location"] == reverse("login")
+    assert client.cookies[settings.LANGUAGE_COOKIE_NAME].value == "en"
+    page = client.get(reverse("login"), **ZH).content.decode()
+    assert '<html lang="en">' in page and "Forgot your password?" in page
+
+    client.post(reverse("set_language"), {"language": "zh-hans", "next": reverse("login")})
+    page = client.get(reverse("login")).content.decode()  # no Accept-Language at all: the cookie decides
+    assert '<html lang="zh-hans">' in page and "忘记密码？" in page
+
+
+def test_the_switcher_needs_the_csrf_token(db):
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post(reverse("set_language"), {"language": "zh-hans"})
+    assert response.status_code == 403
+
+
+def test_the_javascript_catalogue_serves_the_playground_strings_in_chinese(client, db):
+    response = client.get(reverse("javascript-catalog"), **ZH)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/javascript")
+    body = response.content.decode()
+    assert f'"Connected.": {json.dumps("已连接。")}' in body  # JSON, non-ASCII escaped
+    page = client.get(reverse("login"), **ZH).content.decode()
+    # A classic external script before the modules: allowed by script-src 'self', no inline code.
+    assert page.index(f'<script src="{reverse("javascript-catalog")}"></script>') < page.index('type="module"')
+
+
+@override_settings(ACCOUNT_EMAIL_VERIFICATION=True)
+def test_the_verification_email_is_in_the_language_of_the_signup(client, db):
+    client.post(reverse("signup"), {"email": "li@example.com", "password1": PASSWORD, "password2": PASSWORD}, **ZH)
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.subject == "确认您在 LLM OS Portal 的电子邮箱"
+    assert "欢迎！请确认您的邮箱地址以激活账户" in message.body and "/verify/" in message.body
+    client.post(reverse("signup"), {"email": "lee@example.com", "password1": PASSWORD, "password2": PASSWORD})
+    assert mail.outbox[1].subject == "Confirm your e-mail for LLM OS Portal"
+
+
+def test_the_password_reset_email_is_in_the_language_of_the_request(client, owner):
+    client.post(reverse("password_reset"), {"email": owner.email}, **ZH)
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.subject == "重置您的 LLM OS Portal 密码"
+    assert "有人请求重置 LLM OS Portal 账户 owner@example.com 的密码" in message.body
+    assert re.search(r"http://testserver/password/reset/\S+/", message.body)
+    assert "&#x27;" not in message.body and "If it wasn't you" not in message.body
+
+
+def test_v1_errors_stay_in_english_for_a_chinese_client(client, owner_key):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {owner_key}"}
+    body = '{"model": "SmolLM2-135M-Instruct"}'  # no messages: a validation error (DRF's words)
+    english = client.post("/v1/chat/completions", body, content_type="application/json", **headers)
+    chinese = client.post("/v1/chat/completions", body, content_type="application/json", **headers, **ZH)
+    assert chinese.status_code == english.status_code == 400
+    assert chinese.json() == english.json()
+    assert not HAN.search(chinese.content.decode("unicode_escape"))
+    assert "Content-Language" not in chinese
+
+    missing_key = client.get("/v1/models", **ZH)
+    assert missing_key.status_code == 401 and not HAN.search(missing_key.content.decode("unicode_escape"))
+    unknown = client.get("/v1/nothing-here", **headers, **ZH)
+    assert unknown.status_code == 404 and not HAN.search(unknown.content.decode("unicode_escape"))
+
+
+def test_the_portal_api_stays_in_english_for_a_chinese_client(client, db):
+    response = client.get("/api/keys/", **ZH)
+    assert response.status_code in (401, 403)
+    assert response.json()["detail"] == "Authentication credentials were not provided."
+
+
+def test_urls_have_no_language_prefix(client, db):
+    assert reverse("login") == "/login/" and reverse("playground") == "/playground/"
+    assert client.get("/zh-hans/login/", **ZH).status_code == 404
