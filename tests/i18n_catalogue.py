@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.core.management import call_command
+from django.utils import translation
 
 LOCALE = "zh_Hans"
 DOMAINS = ("django", "djangojs")
@@ -30,6 +32,18 @@ class Entry:
 
 def catalogue_path(domain: str) -> Path:
     return Path(settings.BASE_DIR) / "locale" / LOCALE / "LC_MESSAGES" / f"{domain}.po"
+
+
+def ensure_compiled() -> None:
+    """The .mo files are build outputs (`make compilemessages`, which `make test` runs first);
+    compiled here too when missing or older than their .po, so a test file also runs on its own."""
+    for domain in DOMAINS:
+        po = catalogue_path(domain)
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            call_command("compilemessages", locale=[LOCALE], verbosity=0)
+            translation.trans_real._translations = {}  # forget catalogues read before the compile
+            return
 
 
 def _unquote(text: str) -> str:

@@ -10,14 +10,19 @@ from html.parser import HTMLParser
 import pytest
 from django.conf import settings
 from django.core import mail
-from django.core.management import call_command
 from django.test import override_settings
 from django.urls import reverse
-from django.utils import translation
 
 from accounts import services
 from tests.conftest import PASSWORD
-from tests.i18n_catalogue import DOMAINS, catalogue_path, english_fragments, read_catalogue, untranslated
+from tests.i18n_catalogue import (
+    DOMAINS,
+    catalogue_path,
+    english_fragments,
+    ensure_compiled,
+    read_catalogue,
+    untranslated,
+)
 
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-Hans"}
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -25,15 +30,7 @@ HAN = re.compile(r"[\u4e00-\u9fff]")
 
 @pytest.fixture(scope="module", autouse=True)
 def _compiled_catalogues():
-    """The .mo files are build outputs (`make compilemessages`, run by `make test`); compiled here
-    too when missing or stale, so the module also runs on its own."""
-    for domain in DOMAINS:
-        po = catalogue_path(domain)
-        mo = po.with_suffix(".mo")
-        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
-            call_command("compilemessages", locale=["zh_Hans"], verbosity=0)
-            translation.trans_real._translations = {}  # drop catalogues loaded before the compile
-            break
+    ensure_compiled()
 
 
 class VisibleText(HTMLParser):
