@@ -156,6 +156,21 @@ def test_form_errors_and_messages_are_in_chinese(client, owner):
     assert "开始日期不能晚于结束日期。" in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("accept_language", "language"),
+    [
+        ("zh", "zh-hans"),
+        ("zh-CN", "zh-hans"),
+        ("zh-Hans-CN,zh;q=0.9,en;q=0.8", "zh-hans"),
+        ("en-GB", "en"),
+        ("fr", "en"),
+    ],
+)
+def test_browser_languages_map_to_the_interface_languages(client, db, accept_language, language):
+    page = client.get(reverse("login"), HTTP_ACCEPT_LANGUAGE=accept_language).content.decode()
+    assert f'<html lang="{language}">' in page
+
+
 def test_the_switcher_chooses_the_language_over_the_browsers(client, db):
     page = client.get(reverse("login"), **ZH).content.decode()
     assert f'action="{reverse("set_language")}"' in page and 'name="language"' in page
@@ -233,3 +248,25 @@ def test_the_portal_api_stays_in_english_for_a_chinese_client(client, db):
 def test_urls_have_no_language_prefix(client, db):
     assert reverse("login") == "/login/" and reverse("playground") == "/playground/"
     assert client.get("/zh-hans/login/", **ZH).status_code == 404
+
+
+def test_the_chinese_readme_mirrors_the_english_one():
+    from pathlib import Path
+
+    english = (Path(settings.BASE_DIR) / "README.md").read_text(encoding="utf-8")
+    chinese = (Path(settings.BASE_DIR) / "README.zh-Hans.md").read_text(encoding="utf-8")
+    assert "[简体中文](README.zh-Hans.md)" in english and "[English](README.md)" in chinese
+
+    def shape(text: str) -> dict:
+        return {
+            "headings": len(re.findall(r"^#+ ", text, re.MULTILINE)),
+            "table rows": len(re.findall(r"^\|", text, re.MULTILINE)),
+            "code blocks": len(re.findall(r"```\w*\n.*?```", text, re.DOTALL)),
+            "env variables": sorted(set(re.findall(r"`([A-Z][A-Z0-9_]{3,})`", text))),
+            "paths": sorted(set(re.findall(r"`(/[\w/{}.-]*)`", text))),
+            "links": sorted(set(re.findall(r"\]\(((?!#)[^)]+)\)", text)) - {"README.md", "README.zh-Hans.md"}),
+        }
+
+    assert shape(chinese) == shape(english)
+    python_example = re.search(r"```python\n.*?```", english, re.DOTALL)
+    assert python_example and python_example.group(0) in chinese  # the code is the same code
