@@ -62,13 +62,17 @@ def read_catalogue(domain: str) -> list[Entry]:
         if not line:
             if current.msgid:
                 entries.append(current)
-            current, key = Entry(msgid="", line=number + 1), ""
+            current, key = Entry(msgid=""), ""
         elif line.startswith("#,"):
             current.flags |= {flag.strip() for flag in line[2:].split(",")}
         elif line.startswith("#"):
             continue
         elif match := re.match(r"^(msgctxt|msgid_plural|msgid|msgstr(?:\[\d+\])?)\s+(\".*\")$", line):
             key, value = match.group(1), _unquote(match.group(2))
+            if key.startswith("msgstr") and current.line == 0:
+                raise AssertionError(f"{path}:{number}: a msgstr without its msgid")
+            if key == "msgid":
+                current.line = number
             if key.startswith("msgstr"):
                 current.msgstr.append(value)
             else:
@@ -109,3 +113,46 @@ def untranslated(visible_text: str, fragments: set[str] | None = None) -> list[s
         if re.search(rf"(?<![A-Za-z]){re.escape(fragment)}(?![A-Za-z])", text):
             found.append(fragment)
     return found
+
+
+# English that belongs on a Chinese page: names (of the product, protocols, formats, tools and
+# keys on the keyboard), units, and the switcher's "English" (each language is named in itself).
+ALLOWED_ENGLISH_WORDS = frozenset(
+    {
+        "LLM",
+        "OS",
+        "Portal",
+        "OpenAI",
+        "API",
+        "JWT",
+        "CIDR",
+        "IP",
+        "UTC",
+        "CSV",
+        "ms",
+        "p",
+        "Top",
+        "curl",
+        "Python",
+        "openai",
+        "SDK",
+        "Enter",
+        "Shift",
+        "English",
+        "n",
+        "QR",
+    }
+)
+_NAMES_WITH_DIGITS = re.compile(r"\S*\d\S*")  # model names (SmolLM2-135M-Instruct), /v1 paths, p50
+_API_KEY = re.compile(r"llmos_\w+")
+
+
+def english_words(visible_text: str, *, user_data: tuple[str, ...] = ()) -> list[str]:
+    """Every English word on a page that should be all Chinese, once names, units and what the user
+    typed (`user_data`: e-mail, key names, plan names...) are set aside. Finds English that was never
+    wrapped for translation too, which the catalogue check (`untranslated`) cannot."""
+    text = visible_text
+    for item in sorted(user_data, key=len, reverse=True):
+        text = text.replace(item, " ")
+    text = _NAMES_WITH_DIGITS.sub(" ", _API_KEY.sub(" ", text))
+    return sorted({word for word in re.findall(r"[A-Za-z]+", text) if word not in ALLOWED_ENGLISH_WORDS})

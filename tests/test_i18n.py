@@ -4,7 +4,10 @@ language, a language switcher, and APIs that answer in English whatever the clie
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
 
 import pytest
@@ -19,6 +22,7 @@ from tests.i18n_catalogue import (
     DOMAINS,
     catalogue_path,
     english_fragments,
+    english_words,
     ensure_compiled,
     read_catalogue,
     untranslated,
@@ -81,6 +85,20 @@ def test_every_catalogue_entry_is_translated_and_none_is_fuzzy(domain):
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
+def test_catalogues_pass_msgfmts_checks(domain):
+    msgfmt = shutil.which("msgfmt")
+    assert msgfmt, "GNU gettext's msgfmt is missing: `make gettext` installs it"
+    result = subprocess.run(
+        [msgfmt, "--check", "--statistics", "-o", os.devnull, str(catalogue_path(domain))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fuzzy" not in result.stderr and "untranslated" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
 def test_translations_keep_every_placeholder_of_the_english(domain):
     placeholder = re.compile(r"%\(\w+\)[sdr]|%[sdr]|\{\{ ?\w+ ?\}\}|\{\w+\}")
     for entry in read_catalogue(domain):
@@ -116,6 +134,7 @@ def test_public_pages_are_in_chinese_for_a_chinese_browser(client, db, name):
     visible = VisibleText.of(html)
     assert HAN.search(visible)
     assert untranslated(visible) == []
+    assert english_words(visible) == []  # nor English that was never wrapped for translation
 
 
 def test_signed_in_pages_are_in_chinese_for_a_chinese_browser(client, owner):
@@ -125,6 +144,8 @@ def test_signed_in_pages_are_in_chinese_for_a_chinese_browser(client, owner):
         assert response.status_code == 200, path
         visible = VisibleText.of(response.content.decode())
         assert untranslated(visible, fragments) == [], path
+        user_data = (owner.email, owner.plan.name, "scripts")  # the e-mail, the plan and key names
+        assert english_words(visible, user_data=user_data) == [], path
 
 
 def test_operator_overview_is_in_chinese(client, operator):
@@ -132,7 +153,9 @@ def test_operator_overview_is_in_chinese(client, operator):
     response = client.get(reverse("operator-usage"), **ZH)
     assert response.status_code == 200
     assert "用量总览" in response.content.decode()
-    assert untranslated(VisibleText.of(response.content.decode())) == []
+    visible = VisibleText.of(response.content.decode())
+    assert untranslated(visible) == []
+    assert english_words(visible) == []
 
 
 def test_the_same_pages_in_english_are_caught_by_the_check(client, owner):
@@ -141,6 +164,7 @@ def test_the_same_pages_in_english_are_caught_by_the_check(client, owner):
     for path in _pages_of_a_signed_in_user(client, owner):
         visible = VisibleText.of(client.get(path, HTTP_ACCEPT_LANGUAGE="en").content.decode())
         assert len(untranslated(visible, fragments)) >= 5, path
+        assert len(english_words(visible, user_data=(owner.email, owner.plan.name, "scripts"))) >= 10, path
         assert not HAN.search(visible.replace("简体中文", "")), path  # the switcher names Chinese in Chinese
 
 
@@ -270,3 +294,11 @@ def test_the_chinese_readme_mirrors_the_english_one():
     assert shape(chinese) == shape(english)
     python_example = re.search(r"```python\n.*?```", english, re.DOTALL)
     assert python_example and python_example.group(0) in chinese  # the code is the same code
+
+
+@override_settings(DEBUG=False)
+@pytest.mark.parametrize(("accept_language", "heading"), [("zh-Hans", "找不到页面"), ("en", "Page not found")])
+def test_the_not_found_page_is_in_the_visitors_language(client, db, accept_language, heading):
+    response = client.get("/no-such-page/", HTTP_ACCEPT_LANGUAGE=accept_language)
+    assert response.status_code == 404
+    assert f"<h1>{heading}</h1>" in response.content.decode()

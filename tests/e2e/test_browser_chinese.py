@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.i18n_catalogue import english_fragments, ensure_compiled, untranslated
+from tests.i18n_catalogue import english_fragments, english_words, ensure_compiled, untranslated
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -35,11 +35,15 @@ PAGE_TEXT = """() => {
 }"""
 
 
+USER_DATA = (EMAIL, "Free")  # the account's e-mail and its plan's name (the default plan, "Free")
+
+
 def assert_all_chinese(page, fragments: set[str]) -> None:
     expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     text = page.evaluate(PAGE_TEXT)
     assert re.search(r"[\u4e00-\u9fff]", text)
-    assert untranslated(text, fragments) == [], page.url
+    assert untranslated(text, fragments) == [], page.url  # no catalogue string left in English
+    assert english_words(text, user_data=USER_DATA) == [], page.url  # nor any string never wrapped
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -97,6 +101,8 @@ def test_signup_key_and_playground_are_all_in_chinese(portal_server, chromium):
     page.get_by_label("语言").select_option("en")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("#pg-status")).to_have_text("Connected.", timeout=15_000)
-    assert len(untranslated(page.evaluate(PAGE_TEXT), fragments)) >= 20
+    english_page = page.evaluate(PAGE_TEXT)
+    assert len(untranslated(english_page, fragments)) >= 20
+    assert len(english_words(english_page, user_data=USER_DATA)) >= 50
     assert not [text for text in csp_errors if "Content Security Policy" in text]
     context.close()
