@@ -50,13 +50,13 @@ def _unquote(text: str) -> str:
     return ast.literal_eval(text)  # a .po string literal is a valid Python one (same escapes)
 
 
-def read_catalogue(domain: str) -> list[Entry]:
+def read_catalogue(domain: str, path: Path | None = None) -> list[Entry]:
     """Every entry of the catalogue but the header (msgid ""); obsolete (#~) ones are left out.
     Entries are separated by blank lines, as makemessages writes them."""
     entries: list[Entry] = []
     current = Entry(msgid="")
     key = ""
-    path = catalogue_path(domain)
+    path = path or catalogue_path(domain)
     for number, raw in enumerate([*path.read_text(encoding="utf-8").splitlines(), ""], start=1):
         line = raw.strip()
         if not line:

@@ -8,7 +8,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -96,6 +98,37 @@ def test_catalogues_pass_msgfmts_checks(domain):
     )
     assert result.returncode == 0, result.stderr
     assert "fuzzy" not in result.stderr and "untranslated" not in result.stderr, result.stderr
+
+
+def test_catalogues_hold_exactly_the_strings_of_the_sources(tmp_path):
+    """`make messages` on a copy of the sources changes no entry: nothing wrapped for translation is
+    missing from the catalogues, and nothing in them is gone from the sources. Fails after new
+    strings are added until `make messages` has run (and they are translated: see above)."""
+    root = Path(settings.BASE_DIR)
+    copy = tmp_path / "src"
+    skipped = shutil.ignore_patterns(
+        ".*", "node_modules", "staticfiles", "var", "tests", "bench", "deploy", "docs", "vendor", "__pycache__", "*.mo"
+    )
+    shutil.copytree(root, copy, ignore=skipped)
+    ignore = ["--ignore", "static/vendor", "--ignore", "staticfiles", "--ignore", "tests"]
+    for domain in DOMAINS:
+        command = ["manage.py", "makemessages", "--locale", "zh_Hans", "--domain", domain, "--no-wrap", *ignore]
+        result = subprocess.run(
+            [sys.executable, *command],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "llmos_portal.settings"},
+        )
+        assert result.returncode == 0, result.stderr
+        refreshed = copy / "locale" / "zh_Hans" / "LC_MESSAGES" / f"{domain}.po"
+
+        def keys(entries):
+            return {(entry.msgctxt, entry.msgid) for entry in entries}
+
+        current, sources = keys(read_catalogue(domain)), keys(read_catalogue(domain, refreshed))
+        assert not sources - current, f"missing from {domain}.po (run `make messages`): {sources - current}"
+        assert not current - sources, f"gone from the sources, still in {domain}.po: {current - sources}"
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -275,8 +308,6 @@ def test_urls_have_no_language_prefix(client, db):
 
 
 def test_the_chinese_readme_mirrors_the_english_one():
-    from pathlib import Path
-
     english = (Path(settings.BASE_DIR) / "README.md").read_text(encoding="utf-8")
     chinese = (Path(settings.BASE_DIR) / "README.zh-Hans.md").read_text(encoding="utf-8")
     assert "[简体中文](README.zh-Hans.md)" in english and "[English](README.md)" in chinese
