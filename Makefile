@@ -55,9 +55,9 @@ compilemessages: install gettext
 MESSAGES_IGNORE := --ignore .venv --ignore node_modules --ignore static/vendor --ignore staticfiles --ignore tests \
 	--ignore var --ignore .cache
 messages: install gettext
-	$(DEV_ENV) $(BIN)/python manage.py makemessages --locale zh_Hans --domain django --add-location file \
+	$(DEV_ENV) $(BIN)/python manage.py makemessages --locale zh_Hans --domain django --add-location file --no-obsolete \
 		--no-wrap $(MESSAGES_IGNORE)
-	$(DEV_ENV) $(BIN)/python manage.py makemessages --locale zh_Hans --domain djangojs --add-location file \
+	$(DEV_ENV) $(BIN)/python manage.py makemessages --locale zh_Hans --domain djangojs --add-location file --no-obsolete \
 		--no-wrap $(MESSAGES_IGNORE)
 
 migrate: install
