@@ -11,6 +11,8 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts import keys
 from accounts.exceptions import (
@@ -39,7 +41,7 @@ _NON_DELIVERING_EMAIL_BACKENDS = (
     "django.core.mail.backends.console.EmailBackend",
     "django.core.mail.backends.dummy.EmailBackend",
 )
-EMAIL_NOT_CONFIGURED_MESSAGE = (
+EMAIL_NOT_CONFIGURED_MESSAGE = gettext_lazy(
     "E-mail is not configured on this server, so no link can be sent. Ask an operator (they set EMAIL_HOST)."
 )
 
@@ -106,7 +108,7 @@ def normalise_networks(values: Iterable[str]) -> list[str]:
         try:
             networks.append(str(ipaddress.ip_network(value, strict=False)))
         except ValueError as exc:
-            raise ValidationError(f"{value!r} is not an IP address or CIDR range.") from exc
+            raise ValidationError(_("%(value)r is not an IP address or CIDR range.") % {"value": value}) from exc
     return networks
 
 
@@ -153,11 +155,14 @@ def api_key_create(
     """Issue a key. Returns the row and the raw key, which the caller shows exactly once.
     `actor` is who asked (for the audit log; None: the system, e.g. `manage.py create_api_key`)."""
     if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationError("The expiry must be in the future.")
+        raise ValidationError(_("The expiry must be in the future."))
     # Lock the user row so two concurrent creates can't both pass the limit check.
     User.objects.select_for_update().filter(pk=user.pk).first()
     if _active_key_count(user) >= settings.MAX_ACTIVE_KEYS_PER_USER:
-        raise ApiKeyLimitReached(f"You already have {settings.MAX_ACTIVE_KEYS_PER_USER} active keys; revoke one first.")
+        raise ApiKeyLimitReached(
+            _("You already have %(count)d active keys; revoke one first.")
+            % {"count": settings.MAX_ACTIVE_KEYS_PER_USER}
+        )
     api_key, raw_key = _new_key(
         user=user, name=name, expires_at=expires_at, allowed_models=allowed_models, allowed_ips=allowed_ips
     )
@@ -215,7 +220,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None = None) -> ApiKey:
 def api_key_rotate(*, api_key: ApiKey, actor: User | None = None) -> tuple[ApiKey, str]:
     """Replace a key with a new secret carrying the same settings; the old one is revoked."""
     if not api_key.is_active:
-        raise ValidationError("Only an active key can be rotated.")
+        raise ValidationError(_("Only an active key can be rotated."))
     _revoke(api_key)
     new_key, raw_key = _new_key(
         user=api_key.user,

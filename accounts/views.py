@@ -16,6 +16,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts import selectors, services, throttle, two_factor
@@ -33,7 +35,7 @@ from audit.models import AuditAction
 from audit.services import audit_login_failure, audit_record
 
 VERIFY_SALT = "accounts.verify-email"
-THROTTLED_MESSAGE = "Too many attempts. Please wait a minute and try again."
+THROTTLED_MESSAGE = gettext_lazy("Too many attempts. Please wait a minute and try again.")
 
 
 def home(request: AuthenticatedRequest) -> HttpResponse:
@@ -52,12 +54,9 @@ def ratelimited(request: HttpRequest, exception=None) -> HttpResponse:
 def _send_verification(request: HttpRequest, user: User) -> None:
     token = signing.dumps(user.pk, salt=VERIFY_SALT)
     link = request.build_absolute_uri(reverse("verify-email", args=[token]))
-    send_mail(
-        "Confirm your e-mail for LLM OS Portal",
-        f"Welcome! Confirm your address to activate your account:\n\n{link}\n\nThe link is valid for 3 days.",
-        None,
-        [user.email],
-    )
+    # In the language of the signup page (the switcher's choice or the browser's Accept-Language).
+    body = _("Welcome! Confirm your address to activate your account:\n\n%(link)s\n\nThe link is valid for 3 days.")
+    send_mail(_("Confirm your e-mail for LLM OS Portal"), body % {"link": link}, None, [user.email])
 
 
 def signup(request: AuthenticatedRequest) -> HttpResponse:
@@ -79,7 +78,7 @@ def signup(request: AuthenticatedRequest) -> HttpResponse:
                 return render(request, "accounts/verify_sent.html", {"email": user.email})
             request.audit_login_method = "signup"  # read by the audit log
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, "Welcome! Create an API key to start calling models.")
+            messages.success(request, _("Welcome! Create an API key to start calling models."))
             return redirect("console")
     return render(request, "accounts/signup.html", {"form": form}, status=status)
 
@@ -92,9 +91,9 @@ def verify_email(request: HttpRequest, token: str) -> HttpResponse:
     except (signing.BadSignature, User.DoesNotExist):
         return render(request, "accounts/verify_failed.html", status=400)
     if services.user_verify_email(user=user):
-        messages.success(request, "Your e-mail is confirmed. You can log in now.")
+        messages.success(request, _("Your e-mail is confirmed. You can log in now."))
     elif user.is_active:
-        messages.info(request, "Your e-mail was already confirmed. You can log in.")
+        messages.info(request, _("Your e-mail was already confirmed. You can log in."))
     else:  # deactivated by an operator after confirming: the link does not undo that
         return render(request, "accounts/verify_failed.html", status=400)
     return redirect("login")
@@ -162,7 +161,7 @@ def login_two_factor(request: HttpRequest) -> HttpResponse:
             if user is not None:
                 audit_login_failure(username=user.get_username(), user=user, request=request, reason="second_factor")
             if not form.errors:
-                form.add_error("code", "That code is not valid.")
+                form.add_error("code", _("That code is not valid."))
             status = 400
     return render(request, "accounts/login_2fa.html", {"form": form}, status=status)
 
@@ -181,7 +180,7 @@ def two_factor_settings(request: AuthenticatedRequest) -> HttpResponse:
         if action == "confirm" and device is None:
             recovery_codes = two_factor.totp_enrol_confirm(user=user, code=code)
             if recovery_codes is None:
-                form.add_error("code", "That code is not valid. Check the time on your device and try again.")
+                form.add_error("code", _("That code is not valid. Check the time on your device and try again."))
                 status = 400
             else:
                 audit_record(action=AuditAction.TWO_FACTOR_ENABLE, actor=user, target=user, request=request)
@@ -189,15 +188,15 @@ def two_factor_settings(request: AuthenticatedRequest) -> HttpResponse:
                 form = TwoFactorCodeForm()
         elif action == "disable" and device is not None:
             if two_factor.two_factor_required(user=user):
-                form.add_error(None, "Staff accounts must keep two-factor authentication on.")
+                form.add_error(None, _("Staff accounts must keep two-factor authentication on."))
                 status = 400
             elif two_factor.two_factor_verify(user=user, code=code):
                 two_factor.two_factor_disable(user=user)
                 audit_record(action=AuditAction.TWO_FACTOR_DISABLE, actor=user, target=user, request=request)
-                messages.success(request, "Two-factor authentication is off.")
+                messages.success(request, _("Two-factor authentication is off."))
                 return redirect("two-factor")
             else:
-                form.add_error("code", "That code is not valid.")
+                form.add_error("code", _("That code is not valid."))
                 status = 400
     elif request.method == "POST":
         status = 400
@@ -300,7 +299,7 @@ def logout_everywhere(request: AuthenticatedRequest) -> HttpResponse:
     """Sign out of every browser and API client (sessions, JWTs), this one included."""
     services.user_log_out_everywhere(user=request.user)
     logout(request)
-    messages.success(request, "You are signed out everywhere. Log in again to continue.")
+    messages.success(request, _("You are signed out everywhere. Log in again to continue."))
     return redirect("login")
 
 
@@ -347,9 +346,9 @@ def key_rename(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
     form = ApiKeyRenameForm(request.POST)
     if form.is_valid():
         services.api_key_rename(api_key=api_key, name=form.cleaned_data["name"], actor=request.user)
-        messages.success(request, "Key renamed.")
+        messages.success(request, _("Key renamed."))
     else:
-        messages.error(request, "A key needs a name of at most 100 characters.")
+        messages.error(request, _("A key needs a name of at most 100 characters."))
     return redirect("keys")
 
 
@@ -358,7 +357,7 @@ def key_rename(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
 def key_revoke(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
     api_key = _own_key(request, key_id)
     services.api_key_revoke(api_key=api_key, actor=request.user)
-    messages.success(request, f"Key “{api_key.name}” revoked. Requests using it are now rejected.")
+    messages.success(request, _("Key “%(name)s” revoked. Requests using it are now rejected.") % {"name": api_key.name})
     return redirect("keys")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import urls as accounts_urls
@@ -33,6 +34,9 @@ urlpatterns = [
     path("", include(accounts_urls.page_urls)),
     path("console/", include(console_urls)),
     path("playground/", include("playground.urls")),
+    # The language switcher (POST i18n/setlang/) and the browser code's strings in the page's language.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(packages=["llmos_portal"]), name="javascript-catalog"),
     # The inference APIs, with API keys: OpenAI-compatible and native tasks.
     path("v1/", include(openai_urls)),
     re_path(r"^v1$", openai_not_found),  # OpenAI's 404, not a slash redirect (which loses a POST)
