@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts import services
-from accounts.models import ApiKey, IpRule, Plan, User
+from accounts.models import ApiKey, Invitation, IpRule, Membership, Organization, Plan, User
 
 
 @admin.register(Plan)
@@ -17,6 +17,7 @@ class PlanAdmin(admin.ModelAdmin):
         "max_tokens_per_request",
         "max_prompt_tokens_per_request",
         "max_concurrent_requests",
+        "monthly_token_budget",
         "is_default",
     ]
 
@@ -38,7 +39,11 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ["username", "email", "plan", "is_active", "email_verified", "is_staff", "date_joined"]
     list_filter = ["plan", "is_active", "is_staff", "email_verified"]
     list_select_related = ["plan"]
-    fieldsets = (*(DjangoUserAdmin.fieldsets or ()), ("Plan", {"fields": ("plan", "email_verified")}))
+    fieldsets = (
+        *(DjangoUserAdmin.fieldsets or ()),
+        ("Plan", {"fields": ("plan", "email_verified")}),
+        ("Budget alerts", {"fields": ("alert_webhook_url",)}),
+    )
 
 
 @admin.action(description="Revoke selected keys")
@@ -54,12 +59,12 @@ def revoke_keys(modeladmin, request, queryset):
 class ApiKeyAdmin(admin.ModelAdmin):
     """Operators see and revoke keys; the digest is never shown and keys are never created here."""
 
-    list_display = ["name", "prefix", "user", "status", "created_at", "expires_at", "last_used_at"]
-    list_select_related = ["user"]
+    list_display = ["name", "prefix", "user", "organization", "status", "created_at", "expires_at", "last_used_at"]
+    list_select_related = ["user", "organization"]
     list_filter = ["revoked_at", "expires_at"]
     search_fields = ["name", "prefix", "user__email"]
     exclude = ["digest"]
-    readonly_fields = ["user", "prefix", "created_at", "revoked_at", "last_used_at", "rotated_from"]
+    readonly_fields = ["user", "organization", "prefix", "created_at", "revoked_at", "last_used_at", "rotated_from"]
     actions = [revoke_keys]
 
     def has_add_permission(self, request) -> bool:
@@ -74,3 +79,30 @@ class IpRuleAdmin(admin.ModelAdmin):
     list_display = ["network", "action", "scope", "enabled", "note", "created_at"]
     list_filter = ["scope", "action", "enabled"]
     search_fields = ["network", "note"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+class InvitationInline(admin.TabularInline):
+    model = Invitation
+    extra = 0
+    fields = ["email", "role", "invited_by", "created_at", "accepted_at"]
+    readonly_fields = ["email", "role", "invited_by", "created_at", "accepted_at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # invitations are sent by owners and admins, with a signed link
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    """Operators choose an organization's plan; its members manage the rest in the console."""
+
+    list_display = ["name", "plan", "monthly_token_budget", "created_at"]
+    list_filter = ["plan"]
+    list_select_related = ["plan"]
+    search_fields = ["name", "memberships__user__email"]
+    inlines = [MembershipInline, InvitationInline]

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from accounts.services import normalise_networks
@@ -64,6 +65,13 @@ class ApiKeyCreateForm(forms.Form):
     )
     allowed_ips = forms.CharField(
         required=False, label="Allowed IPs / CIDR ranges (optional, comma-separated)", max_length=2000
+    )
+    monthly_token_budget = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=10**15,
+        label=_("Monthly token budget (optional)"),
+        help_text=_("Tokens this key may use per calendar month (UTC)."),
     )
 
     def clean_allowed_models(self) -> list[str]:
