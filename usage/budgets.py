@@ -233,6 +233,7 @@ def _alerts_check(touched: list[tuple[str, str]]) -> None:
         if not budget:
             continue
         total = month_totals([subject], period)[subject]
+        newly_reached = []
         for threshold in THRESHOLDS:
             if total * 100 < budget * threshold:
                 break
@@ -244,9 +245,11 @@ def _alerts_check(touched: list[tuple[str, str]]) -> None:
             except IntegrityError:  # another worker created it between our read and write
                 created = False
             if created:
-                alert_send(subject=subject, period=period, threshold=threshold, tokens=total, budget=budget)
+                newly_reached.append(threshold)
             if threshold == THRESHOLDS[-1]:
                 cache.set(f"budget-alerted:{subject}:{period}", threshold, TOTAL_CACHE_SECONDS)
+        if newly_reached:  # 80 % and 100 % crossed at once: one message, about 100 %
+            alert_send(subject=subject, period=period, threshold=newly_reached[-1], tokens=total, budget=budget)
 
 
 @dataclass(frozen=True)
