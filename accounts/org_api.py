@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import URLPattern, path, reverse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
@@ -37,7 +38,7 @@ def _membership(request, org_id: int) -> Membership:
     try:
         return org_selectors.membership_for(user=request.user, organization_id=org_id)
     except Membership.DoesNotExist as exc:
-        raise NotFound("No such organization.") from exc
+        raise NotFound(_("No such organization.")) from exc
 
 
 def _invalid(exc: DjangoValidationError) -> DrfValidationError:
@@ -130,7 +131,7 @@ class MemberDetailView(APIView):
         try:
             return org_selectors.member_of(organization=membership.organization, membership_id=membership_id)
         except Membership.DoesNotExist as exc:
-            raise NotFound("No such member.") from exc
+            raise NotFound(_("No such member.")) from exc
 
     @extend_schema(
         request=RoleSerializer, responses=MembershipSerializer, summary="Change a member's role (owners)", tags=TAGS
@@ -220,7 +221,7 @@ class InvitationDetailView(APIView):
         try:
             invitation = org_selectors.invitation_of(membership=membership, invitation_id=invitation_id)
         except Invitation.DoesNotExist as exc:
-            raise NotFound("No such invitation.") from exc
+            raise NotFound(_("No such invitation.")) from exc
         org_services.invitation_revoke(membership=membership, invitation=invitation)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -283,7 +284,7 @@ class OrgKeyDetailView(APIView):
         try:
             api_key = org_selectors.org_key_for(membership=membership, key_id=key_id)
         except ApiKey.DoesNotExist as exc:
-            raise NotFound("No such key.") from exc
+            raise NotFound(_("No such key.")) from exc
         return Response(
             OrgApiKeySerializer(org_services.org_api_key_revoke(membership=membership, api_key=api_key)).data
         )
