@@ -18,7 +18,11 @@ from usage.selectors import DateRange
 class UsageQuerySerializer(serializers.Serializer):
     start = serializers.DateField(required=False, help_text="First UTC day (default: 29 days before end).")
     end = serializers.DateField(required=False, help_text="Last UTC day, included (default: today).")
-    group_by = serializers.ChoiceField(choices=["day", "model", "key", "endpoint"], default="day")
+    group_by = serializers.ChoiceField(
+        choices=["day", "model", "key", "endpoint", "member"],
+        default="day",
+        help_text="`member`: by the member requests are attributed to (organizations, owners and admins).",
+    )
     model = serializers.CharField(required=False, allow_blank=True, max_length=200)
     organization = serializers.IntegerField(
         required=False,
@@ -89,6 +93,8 @@ def _group_key(row: dict, group_by: str) -> str:
         return row["day"].isoformat()
     if group_by == "key":
         return row["api_key_name"]
+    if group_by == "member":
+        return row["user__email"]
     return row["model" if group_by == "model" else "endpoint"]
 
 
@@ -117,7 +123,7 @@ class UsageView(APIView):
         if group_by == "day":
             groups = selectors.usage_daily(rows, period)
         else:
-            groups = selectors.usage_by(rows, {"key": "api_key"}.get(group_by, group_by))
+            groups = selectors.usage_by(rows, {"key": "api_key", "member": "user__email"}.get(group_by, group_by))
         data = [
             {
                 **{name: group[name] for name in UsageGroupSerializer().fields if name != "key"},

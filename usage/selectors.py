@@ -115,7 +115,7 @@ def usage_daily(rows: QuerySet[UsageRecord], period: DateRange) -> list[dict]:
 
 
 def usage_by(rows: QuerySet[UsageRecord], field: str) -> list[dict]:
-    """Totals grouped by `model`, `api_key` or `endpoint`, biggest first."""
+    """Totals grouped by `model`, `api_key`, `endpoint` or `user__email` (the member), biggest first."""
     grouped = rows.order_by().values(field).annotate(**_TOTALS).order_by("-requests")
     results = [_with_total(dict(row)) for row in grouped]
     if field == "api_key":

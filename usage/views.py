@@ -114,6 +114,7 @@ def usage_page(request: AuthenticatedRequest) -> HttpResponseBase:
     context = {
         "membership": membership,
         "budget": _budget(request, membership),
+        "by_member": selectors.usage_by(everything, "user__email") if membership and membership.manages else None,
         "spend": spend,
         "spend_total": spend_total,
         "form": form,

@@ -326,6 +326,7 @@ def test_the_usage_dashboard_has_an_org_scope(client, owner, org):
     client.force_login(owner)
     page = client.get(f"/console/usage/?org={org.pk}").content
     assert b"owner-model" in page and b"member-model" in page and b"personal-model" not in page
+    assert b"By member" in page and b"member@example.com" in page
     client.force_login(member)
     page = client.get(f"/console/usage/?org={org.pk}").content
     assert b"member-model" in page and b"owner-model" not in page and b"personal-model" not in page
@@ -341,6 +342,11 @@ def test_the_usage_api_has_an_org_scope(owner, other_user, org):
     _usage(member, org, tokens=7)
     assert api_for(owner).get(f"/api/usage/?organization={org.pk}").json()["totals"]["prompt_tokens"] == 12
     assert api_for(member).get(f"/api/usage/?organization={org.pk}").json()["totals"]["prompt_tokens"] == 7
+    by_member = api_for(owner).get(f"/api/usage/?organization={org.pk}&group_by=member").json()["data"]
+    assert {(row["key"], row["prompt_tokens"]) for row in by_member} == {
+        ("owner@example.com", 5),
+        ("member@example.com", 7),
+    }
     assert api_for(other_user).get(f"/api/usage/?organization={org.pk}").status_code == 404
 
 
