@@ -22,8 +22,10 @@ from __future__ import annotations
 import calendar
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import threading
 import urllib.request
 from collections import defaultdict
@@ -31,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -304,8 +307,32 @@ def webhook_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # a redirect is an error: it could point anywhere, the internal network included
+
+
+def webhook_target_allowed(url: str) -> bool:
+    """False for a host that resolves to a loopback, private, link-local or reserved address (no
+    requests into the server's own network), unless ALERT_WEBHOOK_ALLOW_PRIVATE (default: DEBUG)."""
+    if getattr(settings, "ALERT_WEBHOOK_ALLOW_PRIVATE", settings.DEBUG):
+        return True
+    host = urlsplit(url).hostname
+    if not host:
+        return False
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(address.split("%")[0]).is_global for address in addresses)
+
+
 def webhook_send(*, url: str, secret: str, payload: dict) -> int | None:
-    """POST the payload as JSON, signed; the response status, or None when it could not be sent."""
+    """POST the payload as JSON, signed; the response status, or None when it could not be sent.
+    Redirects are not followed."""
+    if not webhook_target_allowed(url):
+        logger.warning("budget alert webhook %s refused: its host is not a public address", url)
+        return None
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     request = urllib.request.Request(
         url,
@@ -314,9 +341,8 @@ def webhook_send(*, url: str, secret: str, payload: dict) -> int | None:
         headers={"Content-Type": "application/json", SIGNATURE_HEADER: webhook_signature(secret, body)},
     )
     try:
-        with urllib.request.urlopen(
-            request, timeout=WEBHOOK_TIMEOUT_SECONDS
-        ) as response:  # an http(s) URL from a URLField
+        opener = urllib.request.build_opener(_NoRedirects)
+        with opener.open(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # http(s): a URLField
             return int(response.status)
     except Exception as exc:
         logger.warning("budget alert webhook %s failed: %s", url, exc)

@@ -221,7 +221,8 @@ class _Hook(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def webhook_server():
+def webhook_server(settings):
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True  # a local server stands in for the receiver
     _Hook.received = []
     server = HTTPServer(("127.0.0.1", 0), _Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -295,3 +296,15 @@ def test_members_do_not_see_the_org_budget_but_managers_do(owner, other_user, cl
     assert b"of 100 tokens used" not in client.get(f"/console/usage/?org={org.pk}").content
     client.force_login(owner)
     assert b"30 of 100 tokens used" in client.get(f"/console/usage/?org={org.pk}").content
+
+
+def test_a_webhook_into_the_servers_own_network_is_refused_in_production(owner, settings, webhook_server, caplog):
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = False
+    url, received = webhook_server
+    owner.alert_webhook_url, owner.alert_webhook_secret = url, "s"
+    owner.save()
+    set_budget(owner.plan, 10)
+    record(owner, 10)
+    assert received == [] and "not a public address" in caplog.text
+    assert len(mail.outbox) == 1  # the e-mail still goes
+    assert budgets.webhook_target_allowed("http://10.0.0.1/x") is False
