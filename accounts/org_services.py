@@ -126,6 +126,8 @@ def invitation_create(*, membership: Membership, email: str, role: str, link_for
         raise ValidationError(_("Unknown role."))
     if role == Role.OWNER and membership.role != Role.OWNER:
         raise OrganizationPermissionDenied(_("Only owners can invite owners."))
+    if not services.email_can_be_sent():  # the link would only be printed to the server's log
+        raise ValidationError(services.EMAIL_NOT_CONFIGURED_MESSAGE)
     organization = membership.organization
     email = User.objects.normalize_email(email).strip().lower()
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():

@@ -456,3 +456,11 @@ def test_the_org_plan_is_the_default_plan_until_operators_set_one(owner, org):
     cache.clear()
     data = api_for(owner).get(f"/api/orgs/{org.pk}/").json()
     assert data["plan"]["name"] == Plan.objects.get(is_default=True).name
+
+
+def test_no_invitation_is_made_when_e_mail_cannot_be_sent(owner_client, org, settings):
+    settings.DEBUG = False
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    response = owner_client.post(f"/console/orgs/{org.pk}/invitations/", {"email": "new@example.com", "role": "member"})
+    assert response.status_code == 400 and b"E-mail is not configured" in response.content
+    assert not Invitation.objects.exists()
