@@ -7,6 +7,14 @@ from django.db.models import QuerySet
 
 from accounts.models import ApiKey, Invitation, Membership, Organization, User
 
+MAX_ID = 2**63 - 1  # ids in URLs beyond any database integer: nothing there (not an overflow error)
+
+
+def _checked(model, object_id: int) -> int:
+    if not 0 < object_id <= MAX_ID:
+        raise model.DoesNotExist
+    return object_id
+
 
 def memberships_for_user(*, user: User) -> QuerySet[Membership]:
     """The user's memberships, with their organizations."""
@@ -15,7 +23,9 @@ def memberships_for_user(*, user: User) -> QuerySet[Membership]:
 
 def membership_for(*, user: User, organization_id: int) -> Membership:
     """The user's membership of the organization; Membership.DoesNotExist when not a member."""
-    return Membership.objects.select_related("organization", "user").get(user=user, organization_id=organization_id)
+    return Membership.objects.select_related("organization", "user").get(
+        user=user, organization_id=_checked(Membership, organization_id)
+    )
 
 
 def members_of(*, organization: Organization) -> QuerySet[Membership]:
@@ -24,7 +34,9 @@ def members_of(*, organization: Organization) -> QuerySet[Membership]:
 
 def member_of(*, organization: Organization, membership_id: int) -> Membership:
     """A membership of this organization; DoesNotExist for any other organization's."""
-    return Membership.objects.select_related("user", "organization").get(organization=organization, pk=membership_id)
+    return Membership.objects.select_related("user", "organization").get(
+        organization=organization, pk=_checked(Membership, membership_id)
+    )
 
 
 def invitations_pending(*, membership: Membership) -> QuerySet[Invitation]:
@@ -38,7 +50,7 @@ def invitations_pending(*, membership: Membership) -> QuerySet[Invitation]:
 
 def invitation_of(*, membership: Membership, invitation_id: int) -> Invitation:
     """A pending invitation of the organization (owners and admins); DoesNotExist otherwise."""
-    return invitations_pending(membership=membership).get(pk=invitation_id)
+    return invitations_pending(membership=membership).get(pk=_checked(Invitation, invitation_id))
 
 
 def org_keys_visible(*, membership: Membership) -> QuerySet[ApiKey]:
@@ -51,4 +63,4 @@ def org_keys_visible(*, membership: Membership) -> QuerySet[ApiKey]:
 
 def org_key_for(*, membership: Membership, key_id: int) -> ApiKey:
     """A key of the organization the member may see; ApiKey.DoesNotExist otherwise."""
-    return org_keys_visible(membership=membership).get(pk=key_id)
+    return org_keys_visible(membership=membership).get(pk=_checked(ApiKey, key_id))

@@ -464,3 +464,15 @@ def test_no_invitation_is_made_when_e_mail_cannot_be_sent(owner_client, org, set
     response = owner_client.post(f"/console/orgs/{org.pk}/invitations/", {"email": "new@example.com", "role": "member"})
     assert response.status_code == 400 and b"E-mail is not configured" in response.content
     assert not Invitation.objects.exists()
+
+
+def test_ids_beyond_any_database_integer_are_404_not_500(client, owner, org):
+    huge = 10**25
+    api = api_for(owner)
+    for path in (f"/api/orgs/{huge}/", f"/api/orgs/{org.pk}/members/{huge}/", f"/api/orgs/{org.pk}/keys/{huge}/"):
+        assert api.delete(path).status_code == 404, path
+    assert api.get(f"/api/usage/?organization={huge}").status_code == 404
+    client.force_login(owner)
+    assert client.get(f"/console/orgs/{huge}/").status_code == 404
+    assert client.post(f"/console/orgs/{org.pk}/invitations/{huge}/revoke/").status_code == 404
+    assert client.get(f"/console/usage/?org={huge}").status_code == 404
