@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as DrfValidationError
@@ -151,7 +151,7 @@ class MemberDetailView(APIView):
 
     @extend_schema(
         request=None,
-        responses={204: None},
+        responses={204: None, 400: OpenApiResponse(description="The last owner cannot leave or be removed")},
         summary="Remove a member (owners and admins; admins not owners); their keys here are revoked",
         tags=TAGS,
     )
