@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, User
 from batches.models import Batch, BatchLine, File
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
+from usage.budgets import budget_usage_add
 from usage.recorder import UsageEvent, usage_row
 
 # What a batch line may call, and the serializer its body must pass.
@@ -242,6 +243,7 @@ def batch_line_complete(
         line.save(update_fields=["state", "status_code", "response", "finished_at"])
         if usage is not None:
             usage_row(usage).save()
+            transaction.on_commit(lambda: budget_usage_add(events=[usage]))
         counter = "completed" if done else "failed"
         Batch.objects.filter(pk=line.batch_id).update(**{counter: F(counter) + 1})
     return True
