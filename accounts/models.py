@@ -24,6 +24,11 @@ class Plan(models.Model):
         default=4, db_default=4, help_text="Requests one API key (or a playground user) may have running at once."
     )
     allowed_models = models.JSONField(default=list, blank=True, help_text="Model names; empty means all models.")
+    knowledge_max_bytes = models.PositiveBigIntegerField(
+        default=50_000_000,
+        db_default=50_000_000,
+        help_text="Total size of the documents a user may keep in knowledge bases.",
+    )
     is_default = models.BooleanField(
         default=False, help_text="Given to new users at signup, and governs every user who has no plan."
     )

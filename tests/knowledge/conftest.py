@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.knowledge.helpers import FakeModels
+
+
+@pytest.fixture
+def fake_models(monkeypatch, settings) -> FakeModels:
+    from inference import services, tasks
+
+    settings.BATCH_RUNNER = "off"  # the tests run ingestion themselves (knowledge.ingest)
+    models = FakeModels()
+    monkeypatch.setattr(services, "embeddings_create", models.embeddings_create)
+    monkeypatch.setattr(tasks, "ask", models.ask)
+    return models
