@@ -14,3 +14,7 @@ def fake_models(monkeypatch, settings) -> FakeModels:
     monkeypatch.setattr(services, "embeddings_create", models.embeddings_create)
     monkeypatch.setattr(tasks, "ask", models.ask)
     return models
+
+
+# The playground's socket fixtures (committed users with sessions, the registry's models).
+from tests.playground.conftest import alice, alice_cookie, bob, open_socket, roomy_plan  # noqa: E402, F401

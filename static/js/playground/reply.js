@@ -3,7 +3,7 @@
 
 import { rememberConversation } from "./conversations.js";
 import { setGenerating, setStatus } from "./status.js";
-import { addTurn, scrollToEnd, setMeta } from "./transcript.js";
+import { addTurn, showCitations, scrollToEnd, setMeta } from "./transcript.js";
 import { updateCode } from "./viewcode.js";
 
 /** Show the user's turn and an empty, streaming reply under it; the reply fills in from events. */
@@ -33,6 +33,9 @@ export function handleEvent(ctx, event) {
         rememberConversation(ctx.config, event.conversation_id, event.conversation_title, event.model);
       }
       setStatus(ctx, "Generating…");
+      break;
+    case "citations":
+      if (reply) showCitations(reply, event);
       break;
     case "token":
       if (!reply) return;
