@@ -181,6 +181,7 @@ class AskView(TaskView):
             max_tokens=max_tokens,
             check_prompt=meter.check_prompt_tokens,
             request_id=meter.request_id,
+            context=data.get("context", ""),
         )
         return {
             "answer": grounded.answer,

@@ -212,16 +212,11 @@ class AskSerializer(serializers.Serializer):
     knowledge_base = StrictCharField(
         required=False,
         max_length=40,
-        help_text="A knowledge base (vector store) id, `vs_...`: the answer comes from its most relevant passages, "
-        "with citations. Not together with `context`.",
+        help_text="A knowledge base (vector store) id, `vs_...`: the answer comes from its most relevant passages "
+        "(and `context`, if given), with citations.",
     )
     model = StrictCharField(required=False, max_length=200)
     max_length = StrictIntegerField(required=False, default=128, min_value=1, max_value=2048)
-
-    def validate(self, attrs):
-        if attrs.get("knowledge_base") and attrs.get("context"):
-            raise serializers.ValidationError({"context": "Send either `context` or `knowledge_base`, not both."})
-        return attrs
 
 
 class CitationSerializer(serializers.Serializer):

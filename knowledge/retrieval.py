@@ -41,6 +41,8 @@ async def search(
 ) -> list[SearchResult]:
     """The nearest chunks to `query`; the embedding is billed on `meter` (the search request)."""
     meter.model = knowledge_base.embedding_model
+    if not knowledge_base.dimensions:
+        return []  # nothing ingested yet: no need to embed the query
     vector, tokens = await query_vector(knowledge_base=knowledge_base, caller=caller, text=query)
     meter.prompt_tokens += tokens
     return await sync_to_async(selectors.chunks_search)(
@@ -90,12 +92,14 @@ async def ask(
     check_prompt=None,
     passages: int = DEFAULT_PASSAGES,
     request_id: str = "",
+    context: str = "",
 ) -> GroundedAnswer:
-    """Answer from the base's nearest passages; when none is relevant, say so without generating."""
+    """Answer from the base's nearest passages (and `context`, text the caller pasted, if any);
+    when nothing is relevant and nothing was pasted, say so without generating."""
     results = await search_for_answer(
         knowledge_base=knowledge_base, caller=caller, question=question, limit=passages, request_id=request_id
     )
-    if not results:
+    if not results and not context:
         return GroundedAnswer(
             answer=NOT_FOUND_ANSWER.format(name=knowledge_base.name),
             found=False,
@@ -103,12 +107,13 @@ async def ask(
             prompt_tokens=0,
             completion_tokens=0,
         )
+    combined = "\n\n".join(part for part in (context_from(results), context) if part)
     answer = await tasks.ask(
-        model=model, question=question, context=context_from(results), max_tokens=max_tokens, check_prompt=check_prompt
+        model=model, question=question, context=combined, max_tokens=max_tokens, check_prompt=check_prompt
     )
     return GroundedAnswer(
         answer=answer["answer"],
-        found=True,
+        found=bool(results),
         citations=[formats.citation(result) for result in results],
         prompt_tokens=answer["prompt_tokens"],
         completion_tokens=answer["completion_tokens"],

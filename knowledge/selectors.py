@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,8 +13,18 @@ from batches.models import File
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.vector_index import current_index
 
+# Ids are `vs_...` and `file-...`: anything else (NUL characters, which PostgreSQL refuses in a
+# query, included) is not found without asking the database.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+def _plausible(object_id: str) -> bool:
+    return bool(_ID.fullmatch(object_id))
+
 
 def knowledge_base_for_user(*, user: User, knowledge_base_id: str) -> KnowledgeBase | None:
+    if not _plausible(knowledge_base_id):
+        return None
     return KnowledgeBase.objects.filter(user=user, pk=knowledge_base_id).first()
 
 
@@ -29,6 +40,8 @@ def _with_counts(bases):
 
 
 def knowledge_base_with_counts(*, user: User, knowledge_base_id: str) -> KnowledgeBase | None:
+    if not _plausible(knowledge_base_id):
+        return None
     return _with_counts(KnowledgeBase.objects.filter(user=user, pk=knowledge_base_id)).first()
 
 
@@ -37,7 +50,7 @@ def knowledge_bases_for_user(
 ) -> tuple[list[KnowledgeBase], bool]:
     """A page of the user's bases (with document counts), newest first, after the base `after`."""
     bases = _with_counts(KnowledgeBase.objects.filter(user=user)).order_by("-created_at", "-pk")
-    if after:
+    if after and _plausible(after):
         anchor = KnowledgeBase.objects.filter(user=user, pk=after).values_list("created_at", flat=True).first()
         if anchor is not None:
             bases = bases.filter(created_at__lt=anchor)
@@ -53,6 +66,8 @@ def documents_for_base(*, knowledge_base: KnowledgeBase, status: str | None = No
 
 
 def document_for_base(*, knowledge_base: KnowledgeBase, file_id: str) -> Document | None:
+    if not _plausible(file_id):
+        return None
     return Document.objects.filter(knowledge_base=knowledge_base, file_id=file_id).first()
 
 

@@ -38,9 +38,9 @@ def _rejected(exc: services.KnowledgeError) -> ApiError:
 
 def _limit(request: HttpRequest, default: int = 20) -> int:
     raw = request.GET.get("limit", str(default))
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 100):
         raise invalid("'limit' must be an integer from 1 to 100.", param="limit")
-    return max(1, min(100, int(raw)))
+    return int(raw)
 
 
 async def _own_base(request: HttpRequest, meter: RequestMeter, vector_store_id: str) -> tuple[Caller, KnowledgeBase]:

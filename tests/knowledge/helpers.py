@@ -44,7 +44,8 @@ class FakeModels:
 
     async def ask(self, *, model, question, context, max_tokens, check_prompt=None):
         self.contexts.append(context)
-        first_passage = context.split("\n")[1] if context else ""
+        lines = context.split("\n")
+        first_passage = lines[1] if len(lines) > 1 else context
         answer = f"From the documents: {first_passage}"
         return {"answer": answer, "model": model, "prompt_tokens": 50, "completion_tokens": 7}
 

@@ -75,9 +75,26 @@ def test_ask_refuses_another_users_knowledge_base(owner_key, other_user, fake_mo
     assert response.status_code == 404 and "No such knowledge base" in response.json()["detail"]
 
 
-def test_ask_takes_a_context_or_a_knowledge_base_not_both(owner_key):
-    response = _ask(owner_key, {"question": "q", "context": "c", "knowledge_base": "vs_1"})
-    assert response.status_code == 400 and "context" in response.json()
+def test_a_pasted_context_joins_the_passages(owner_key, fake_models, settings):
+    settings.KNOWLEDGE_CHUNK_CHARS, settings.KNOWLEDGE_CHUNK_OVERLAP = 100, 0  # one fact per chunk
+    base_id = _base_with_faq(owner_key)
+    pasted = "Mars has two small moons."
+    found = _ask(
+        owner_key, {"question": "How long is the laptop warranty?", "knowledge_base": base_id, "context": pasted}
+    )
+    assert found.status_code == 200 and found.json()["found"] is True
+    assert "two years" in fake_models.contexts[-1] and pasted in fake_models.contexts[-1]
+    only_pasted = _ask(
+        owner_key, {"question": "How many moons has Mars?", "knowledge_base": base_id, "context": pasted}
+    )
+    assert only_pasted.json()["found"] is False and only_pasted.json()["citations"] == []
+    assert fake_models.contexts[-1] == pasted  # nothing relevant in the base: answered from the pasted text
+
+
+@pytest.mark.parametrize("knowledge_base", ["vs_missing", "vs_\u0000x", "../etc"])
+def test_unknown_knowledge_bases_are_not_found(owner_key, fake_models, knowledge_base):
+    response = _ask(owner_key, {"question": "q", "knowledge_base": knowledge_base})
+    assert response.status_code in (400, 404)
 
 
 # --- console --------------------------------------------------------------------------------------

@@ -173,6 +173,21 @@ def test_bad_store_requests_get_openai_errors(owner_key, body, param):
     assert response.status == 400 and response.json()["error"]["param"] == param
 
 
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=abc", "filter=done"])
+def test_bad_list_parameters_get_openai_errors(owner_key, query):
+    store_id = call("POST", "/v1/vector_stores", owner_key, {"name": "x"}).json()["id"]
+    assert call("GET", f"/v1/vector_stores/{store_id}/files?{query}", owner_key).status == 400
+    if query.startswith("limit"):
+        assert call("GET", f"/v1/vector_stores?{query}", owner_key).status == 400
+
+
+def test_odd_ids_are_not_found(owner_key):
+    store_id = call("POST", "/v1/vector_stores", owner_key, {"name": "x"}).json()["id"]
+    assert call("GET", "/v1/vector_stores/vs%00x", owner_key).status == 404
+    assert call("GET", f"/v1/vector_stores/{store_id}/files/file%00x", owner_key).status == 404
+    assert call("GET", "/v1/vector_stores?after=vs%00x", owner_key).status == 200
+
+
 @pytest.mark.parametrize(
     "body", [{}, {"query": ""}, {"query": 3}, {"query": "x", "max_num_results": 0}, {"query": ["ok", ""]}]
 )
