@@ -181,3 +181,12 @@ def test_the_server_thread_ingests_documents_off_the_request_path(settings, monk
             status = response.json()["status"]
     assert status == "completed"
     assert models.embedded  # the runner thread embedded the chunks
+
+
+def test_operators_see_knowledge_bases_in_the_admin(client, operator, owner_key, fake_models):
+    base_id = _base_with_faq(owner_key)
+    client.force_login(operator)
+    assert client.get("/admin/knowledge/knowledgebase/").status_code == 200
+    assert client.get(f"/admin/knowledge/knowledgebase/{base_id}/change/").status_code == 200
+    assert client.get("/admin/knowledge/document/").status_code == 200
+    assert client.get("/admin/batches/file/").status_code == 200
