@@ -190,3 +190,12 @@ def test_operators_see_knowledge_bases_in_the_admin(client, operator, owner_key,
     assert client.get(f"/admin/knowledge/knowledgebase/{base_id}/change/").status_code == 200
     assert client.get("/admin/knowledge/document/").status_code == 200
     assert client.get("/admin/batches/file/").status_code == 200
+
+
+def test_the_playground_offers_only_your_own_knowledge_bases(owner_client, owner, other_user):
+    mine = services.knowledge_base_create(user=owner, name="My handbook")
+    theirs = services.knowledge_base_create(user=other_user, name="Their secrets")
+    page = owner_client.get(reverse("playground"))
+    assert page.status_code == 200
+    assert mine.pk.encode() in page.content and b"My handbook" in page.content
+    assert theirs.pk.encode() not in page.content and b"Their secrets" not in page.content
