@@ -117,8 +117,12 @@ class SqliteVecIndex(VectorIndex):
     def search(self, *, knowledge_base_id, dimensions, vector, limit):
         if not dimensions or limit < 1:
             return []
+        table = _table(dimensions)
         with connections[self.using].cursor() as cursor:
-            table = self._ensure(cursor, dimensions)
+            # A read: look the table up rather than create it (no write lock on a search).
+            cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = %s", [table])
+            if cursor.fetchone() is None:
+                return []
             cursor.execute(
                 f"SELECT chunk_id, distance FROM {table} "
                 "WHERE embedding MATCH %s AND k = %s AND knowledge_base_id = %s ORDER BY distance",
@@ -175,8 +179,11 @@ class PgVectorIndex(VectorIndex):
         if not dimensions or limit < 1:
             return []
         literal = _pg_vector(as_matrix(vector)[0])
+        table = _table(dimensions)
         with transaction.atomic(using=self.using), connections[self.using].cursor() as cursor:
-            table = self._ensure(cursor, dimensions)
+            cursor.execute("SELECT to_regclass(%s)", [table])
+            if cursor.fetchone()[0] is None:
+                return []
             cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(self.EF_SEARCH, limit))])
             # pgvector >= 0.8: keep scanning the graph until `limit` rows of this base are found.
             cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
