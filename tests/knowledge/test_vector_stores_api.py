@@ -228,3 +228,32 @@ def test_the_uploaded_document_can_be_downloaded_as_sent(owner_key):
     file_id = upload(owner_key, REFUNDS, "refunds.md").json()["id"]
     content = call("GET", f"/v1/files/{file_id}/content", owner_key)
     assert content.status == 200 and content.body == REFUNDS
+
+
+def test_unfinished_documents_are_queued_again_at_start(owner_key, fake_models, settings, monkeypatch):
+    from batches import dispatch
+
+    _, (file_id,) = _store_with_files(owner_key, (REFUNDS, "refunds.md"))
+    queued: list[int] = []
+    monkeypatch.setattr(dispatch, "document_enqueue", lambda *, document_id: queued.append(document_id))
+    settings.BATCH_RUNNER = "thread"
+    assert dispatch.resume_active_batches() == 1
+    assert queued == [Document.objects.get(file_id=file_id).pk]
+
+
+def test_a_document_deleted_while_embedding_stores_nothing(owner_key, fake_models, monkeypatch):
+    from inference import services as inference_services
+
+    store_id, (file_id,) = _store_with_files(owner_key, (REFUNDS, "refunds.md"))
+    embed = fake_models.embeddings_create
+
+    async def embed_then_delete(**kwargs):
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(Document.objects.filter(file_id=file_id).delete)()
+        return await embed(**kwargs)
+
+    monkeypatch.setattr(inference_services, "embeddings_create", embed_then_delete)
+    ingest_all()
+    assert not Chunk.objects.exists() and not Document.objects.exists()
+    assert call("GET", f"/v1/vector_stores/{store_id}/files/{file_id}", owner_key).status == 404
