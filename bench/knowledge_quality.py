@@ -94,12 +94,13 @@ def main() -> None:
             if not has_fact:
                 misses.append((item.question, item.fact, grounded.answer.replace("\n", " ")[:160]))
         n = len(QUESTIONS)
+        index_name = await sync_to_async(lambda: current_index().name)()
         print(f"### Knowledge bases: retrieval and grounded answers ({time.strftime('%Y-%m-%d')})\n")
         print(
             f"{len(DOCUMENTS)} documents -> {chunks} chunks (chunk {settings.KNOWLEDGE_CHUNK_CHARS} chars, overlap "
             f"{settings.KNOWLEDGE_CHUNK_OVERLAP}), {n} questions; embedding {base.embedding_model}, chat "
             f"{settings.DEFAULT_CHAT_MODEL} (greedy, {args.max_tokens} tokens, top {args.passages} passages); "
-            f"index {current_index().name}; ingestion {ingest_s:.1f} s.\n"
+            f"index {index_name}; ingestion {ingest_s:.1f} s.\n"
         )
         print("| metric | value |\n| --- | ---: |")
         print(f"| retrieval hit@1 | {hit1 / n:.2f} ({hit1}/{n}) |")
