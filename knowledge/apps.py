@@ -11,4 +11,4 @@ class KnowledgeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from knowledge import signals  # noqa: F401 - loads sqlite-vec; deletes vectors with their rows
+        from knowledge import checks, signals  # noqa: F401 - system checks; sqlite-vec loading and vector deletion

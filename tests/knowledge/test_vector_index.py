@@ -146,3 +146,16 @@ def test_pgvector_hnsw_search_agrees_with_exact_search(owner, settings):
         exact = _brute_force(base, query, 5)
         hits_found += len({hit.chunk_id for hit in hits} & set(exact))
     assert hits_found >= 23  # HNSW is approximate: at least 92% of the exact top 5
+
+
+def test_a_missing_sqlite_vec_is_a_system_check_warning(monkeypatch, settings):
+    from knowledge import checks
+
+    settings.KNOWLEDGE_VECTOR_INDEX = "auto"
+    if connection.vendor != "sqlite":
+        assert checks.sqlite_vec_loadable(None) == []
+        return
+    assert checks.sqlite_vec_loadable(None) == []
+    monkeypatch.setattr(checks.importlib.util, "find_spec", lambda name: None)
+    (warning,) = checks.sqlite_vec_loadable(None)
+    assert warning.id == "knowledge.W001" and "not installed" in warning.msg
