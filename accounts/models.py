@@ -30,6 +30,11 @@ class Plan(models.Model):
         blank=True,
         help_text=_("Tokens per calendar month (UTC) for each user or organization on this plan; empty means none."),
     )
+    knowledge_max_bytes = models.PositiveBigIntegerField(
+        default=50_000_000,
+        db_default=50_000_000,
+        help_text=_("Total size of the documents a user may keep in knowledge bases."),
+    )
     is_default = models.BooleanField(
         default=False, help_text="Given to new users at signup, and governs every user who has no plan."
     )
