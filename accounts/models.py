@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Plan(models.Model):
@@ -108,9 +109,9 @@ class Organization(models.Model):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
-        OWNER = "owner", _("Owner")
-        ADMIN = "admin", _("Admin")
-        MEMBER = "member", _("Member")
+        OWNER = "owner", pgettext_lazy("organization role", "Owner")
+        ADMIN = "admin", pgettext_lazy("organization role", "Admin")
+        MEMBER = "member", pgettext_lazy("organization role", "Member")
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")

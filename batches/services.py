@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import ApiKey, User
 from batches.models import Batch, BatchLine, File
@@ -131,11 +132,13 @@ def _document_file_create(*, user: User, filename: str, data: bytes) -> File:
     from knowledge.selectors import assistants_bytes_for_user
 
     if not data:
-        raise BatchInputError("The file is empty.", param="file")
+        raise BatchInputError(gettext("The file is empty."), param="file")
     if len(data) > settings.KNOWLEDGE_FILE_MAX_BYTES:
-        raise BatchInputError(f"The file is larger than {settings.KNOWLEDGE_FILE_MAX_BYTES} bytes.", param="file")
+        message = gettext("The file is larger than %(limit)s bytes.") % {"limit": settings.KNOWLEDGE_FILE_MAX_BYTES}
+        raise BatchInputError(message, param="file")
     if not is_supported(filename, data):
-        raise BatchInputError(f"Unsupported file type: use one of {', '.join(SUPPORTED)}.", param="file")
+        message = gettext("Unsupported file type: use one of %(types)s.") % {"types": ", ".join(SUPPORTED)}
+        raise BatchInputError(message, param="file")
     with transaction.atomic():
         # One upload at a time per user, so two cannot both fit in the last of the quota.
         owner = user_with_plan(user_id=user.pk)
@@ -143,11 +146,11 @@ def _document_file_create(*, user: User, filename: str, data: bytes) -> File:
         quota = owner.plan.knowledge_max_bytes if owner.plan is not None else 0
         used = assistants_bytes_for_user(user=user)
         if used + len(data) > quota:
-            raise BatchInputError(
-                f"Your plan allows {quota} bytes of documents; {used} are used and this file has {len(data)}."
-                " Delete documents to make room.",
-                param="file",
-            )
+            message = gettext(
+                "Your plan allows %(quota)s bytes of documents; %(used)s are used and this file has %(size)s."
+                " Delete documents to make room."
+            ) % {"quota": quota, "used": used, "size": len(data)}
+            raise BatchInputError(message, param="file")
         return File.objects.create(
             user=user,
             filename=filename[:255] or "document.txt",

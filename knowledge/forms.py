@@ -2,6 +2,10 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from inference.registry import enabled_specs
 from knowledge.parsing import SUPPORTED
@@ -15,9 +19,11 @@ def _embedding_choices() -> list[tuple[str, str]]:
 
 
 class KnowledgeBaseForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(label=_("Name"), max_length=200)
     embedding_model = forms.ChoiceField(
-        choices=(), help_text="Documents and questions are embedded with this model; it cannot be changed later."
+        label=_("Embedding model"),
+        choices=(),
+        help_text=_("Documents and questions are embedded with this model; it cannot be changed later."),
     )
 
     def __init__(self, *args, **kwargs):
@@ -26,10 +32,14 @@ class KnowledgeBaseForm(forms.Form):
 
 
 class DocumentUploadForm(forms.Form):
-    file = forms.FileField(help_text=f"Plain text, Markdown, HTML or PDF ({', '.join(SUPPORTED)}).")
+    file = forms.FileField(
+        label=_("File"),
+        help_text=format_lazy(_("Plain text, Markdown, HTML or PDF ({formats})."), formats=", ".join(SUPPORTED)),
+    )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > settings.KNOWLEDGE_FILE_MAX_BYTES:
-            raise forms.ValidationError(f"The file is larger than {settings.KNOWLEDGE_FILE_MAX_BYTES} bytes.")
+            limit = filesizeformat(settings.KNOWLEDGE_FILE_MAX_BYTES)
+            raise forms.ValidationError(gettext("The file is larger than %(size)s.") % {"size": limit})
         return upload

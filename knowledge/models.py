@@ -14,6 +14,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 def new_knowledge_base_id() -> str:
@@ -44,10 +45,10 @@ class Document(models.Model):
     shows them as processing / ready / failed."""
 
     class Status(models.TextChoices):
-        IN_PROGRESS = "in_progress", "processing"
-        COMPLETED = "completed", "ready"
-        FAILED = "failed", "failed"
-        CANCELLED = "cancelled", "cancelled"
+        IN_PROGRESS = "in_progress", _("processing")
+        COMPLETED = "completed", _("ready")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
 
     knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="documents")
     # The uploaded file (batches.File, purpose `assistants`); its id is the document's id on /v1.

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.typing import AuthenticatedRequest
@@ -19,7 +20,7 @@ from knowledge.models import KnowledgeBase
 def _own_base(request: AuthenticatedRequest, knowledge_base_id: str) -> KnowledgeBase:
     base = selectors.knowledge_base_with_counts(user=request.user, knowledge_base_id=knowledge_base_id)
     if base is None:
-        raise Http404("No such knowledge base.")
+        raise Http404(gettext("No such knowledge base."))
     return base
 
 
@@ -34,7 +35,10 @@ def knowledge_bases_page(request: AuthenticatedRequest) -> HttpResponse:
         except services.KnowledgeError as exc:
             form.add_error("embedding_model", exc.message)
         else:
-            messages.success(request, f"Knowledge base “{base.name}” created. Upload documents to it.")
+            messages.success(
+                request,
+                gettext("Knowledge base “%(name)s” created. Upload documents to it.") % {"name": base.name},
+            )
             return redirect("knowledge-base", knowledge_base_id=base.pk)
     bases, has_more = selectors.knowledge_bases_for_user(user=request.user, limit=100)
     status = 400 if request.method == "POST" else 200
@@ -62,7 +66,8 @@ def knowledge_base_page(request: AuthenticatedRequest, knowledge_base_id: str) -
             form.add_error("file", exc.message)
         else:
             services.knowledge_document_add(knowledge_base=base, file=file)
-            messages.success(request, f"“{file.filename}” uploaded; it is being processed.")
+            message = gettext("“%(filename)s” uploaded; it is being processed.") % {"filename": file.filename}
+            messages.success(request, message)
             return redirect("knowledge-base", knowledge_base_id=base.pk)
     context = {"base": base, "documents": selectors.documents_for_base(knowledge_base=base), "form": form}
     return render(request, "knowledge/knowledge_base.html", context, status=400 if request.method == "POST" else 200)
@@ -96,7 +101,8 @@ def knowledge_base_status(request: AuthenticatedRequest, knowledge_base_id: str)
 def knowledge_base_delete_page(request: AuthenticatedRequest, knowledge_base_id: str) -> HttpResponse:
     base = _own_base(request, knowledge_base_id)
     services.knowledge_base_delete(knowledge_base=base)
-    messages.success(request, f"Knowledge base “{base.name}” deleted, with its documents' chunks and vectors.")
+    message = gettext("Knowledge base “%(name)s” deleted, with its documents' chunks and vectors.")
+    messages.success(request, message % {"name": base.name})
     return redirect("knowledge-bases")
 
 
@@ -106,10 +112,11 @@ def document_delete_page(request: AuthenticatedRequest, knowledge_base_id: str, 
     base = _own_base(request, knowledge_base_id)
     document = selectors.document_for_user(user=request.user, document_id=document_id)
     if document is None or document.knowledge_base_id != base.pk:
-        raise Http404("No such document.")
+        raise Http404(gettext("No such document."))
     file = document.file
     services.knowledge_document_delete(document=document)
     if not file.documents.exists():  # uploaded here and used nowhere else: its bytes go too
         file_services.file_delete(file=file)
-    messages.success(request, f"“{document.filename}” deleted, with its chunks and vectors.")
+    message = gettext("“%(filename)s” deleted, with its chunks and vectors.") % {"filename": document.filename}
+    messages.success(request, message)
     return redirect("knowledge-base", knowledge_base_id=base.pk)

@@ -1,6 +1,8 @@
 // A knowledge base's page: while any document is processing, poll the base's status every two
 // seconds and update each row's status, progress and error in place; stop when none is left.
 
+import { gettext, interpolate, ngettext } from "./i18n.js";
+
 const table = document.getElementById("documents");
 const POLL_MS = 2000;
 
@@ -10,7 +12,9 @@ function updateRow(row, doc) {
   status.textContent = doc.label;
   status.className = `status ${doc.status}`;
   row.querySelector("[data-role=progress]").value = doc.progress;
-  row.querySelector("[data-role=chunks]").textContent = doc.chunks ? `${doc.chunks} chunks` : "";
+  row.querySelector("[data-role=chunks]").textContent = doc.chunks
+    ? interpolate(ngettext("%(count)s chunk", "%(count)s chunks", doc.chunks), { count: doc.chunks })
+    : "";
   row.querySelector("[data-role=error]").textContent = doc.error;
 }
 
@@ -25,7 +29,10 @@ async function poll() {
     processing ||= doc.status === "in_progress";
   }
   const counts = body.vector_store.file_counts;
-  document.getElementById("kb-summary").textContent = `${counts.completed} of ${counts.total} documents ready`;
+  document.getElementById("kb-summary").textContent = interpolate(
+    gettext("%(ready)s of %(total)s documents ready"),
+    { ready: counts.completed, total: counts.total },
+  );
   if (processing) window.setTimeout(poll, POLL_MS);
 }
 

@@ -28,16 +28,28 @@ export function showCitations(reply, event) {
   section.className = "pg-citations";
   section.open = true;
   const summary = document.createElement("summary");
+  const count = event.citations.length;
   summary.textContent = event.found
-    ? `Sources: ${event.citations.length} passage${event.citations.length === 1 ? "" : "s"} from the knowledge base`
-    : "No relevant passage was found in the knowledge base.";
+    ? interpolate(
+        ngettext(
+          "Sources: %(count)s passage from the knowledge base",
+          "Sources: %(count)s passages from the knowledge base",
+          count,
+        ),
+        { count },
+      )
+    : gettext("No relevant passage was found in the knowledge base.");
   section.append(summary);
   const list = document.createElement("ol");
   for (const citation of event.citations) {
     const item = document.createElement("li");
     const source = document.createElement("p");
     source.className = "pg-muted";
-    source.textContent = `${citation.document}, passage ${citation.chunk_index + 1} (score ${citation.score.toFixed(2)})`;
+    source.textContent = interpolate(gettext("%(document)s, passage %(number)s (score %(score)s)"), {
+      document: citation.document,
+      number: citation.chunk_index + 1,
+      score: citation.score.toFixed(2),
+    });
     const quote = document.createElement("blockquote");
     quote.textContent = citation.text;
     item.append(source, quote);
