@@ -3,12 +3,10 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
-from django.utils.text import format_lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from inference.registry import enabled_specs
-from knowledge.parsing import SUPPORTED
 
 
 def _embedding_choices() -> list[tuple[str, str]]:
@@ -34,7 +32,7 @@ class KnowledgeBaseForm(forms.Form):
 class DocumentUploadForm(forms.Form):
     file = forms.FileField(
         label=_("File"),
-        help_text=format_lazy(_("Plain text, Markdown, HTML or PDF ({formats})."), formats=", ".join(SUPPORTED)),
+        help_text=_("Plain text, Markdown, HTML or PDF."),
     )
 
     def clean_file(self):

@@ -18,8 +18,12 @@ from django.core import mail
 from django.test import override_settings
 from django.urls import reverse
 
-from accounts import services
-from tests.conftest import PASSWORD
+from accounts import org_services, services
+from accounts.models import Invitation, Membership
+from batches.models import File
+from knowledge import services as knowledge_services
+from knowledge.models import Document
+from tests.conftest import PASSWORD, make_user
 from tests.i18n_catalogue import (
     DOMAINS,
     catalogue_path,
@@ -29,6 +33,7 @@ from tests.i18n_catalogue import (
     read_catalogue,
     untranslated,
 )
+from usage.models import UsageRecord
 
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-Hans"}
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -150,18 +155,64 @@ def test_translations_keep_every_placeholder_of_the_english(domain):
             assert sorted(placeholder.findall(msgstr)) == expected, (entry.msgid, msgstr)
 
 
+# What the signed-in pages show that users typed (names, not interface text), and the API's own
+# name of an endpoint in the usage tables.
+USER_DATA = ("scripts", "Acme", "Globex", "Handbook", "handbook.txt", "guide.md", "chat.completions")
+USER_DATA += ("member@example.com", "new@example.com", "boss@example.com")
+
+
 def _pages_of_a_signed_in_user(client, user):
+    """The console's pages, with something on each: keys, an organization with a member, a pending
+    invitation, org usage and budgets, audit events, knowledge bases with documents, and an
+    invitation from another organization."""
     services.api_key_create(user=user, name="scripts", expires_at=None, allowed_models=[], allowed_ips=[])
+    plan = user.plan
+    plan.monthly_token_budget = 10_000
+    plan.save(update_fields=["monthly_token_budget"])
+    org_services.user_alert_settings_update(user=user, alert_webhook_url="https://hooks.example.com/budget")
+    org = org_services.organization_create(user=user, name="Acme")
+    org.monthly_token_budget = 5_000
+    org.save(update_fields=["monthly_token_budget"])
+    member = make_user("member@example.com")
+    Membership.objects.create(organization=org, user=member, role=Membership.Role.MEMBER)
+    Invitation.objects.create(organization=org, email="new@example.com", role=Membership.Role.ADMIN, invited_by=user)
+    services.api_key_create(user=user, name="scripts", organization=org, monthly_token_budget=1_000)
+    for who in (user, member):
+        UsageRecord.objects.create(
+            user=who, organization=org, model="SmolLM2-135M-Instruct", endpoint="chat.completions", status_code=200
+        )
+    boss = make_user("boss@example.com")
+    other_org = org_services.organization_create(user=boss, name="Globex")
+    invitation = Invitation.objects.create(
+        organization=other_org, email=user.email, role=Membership.Role.MEMBER, invited_by=boss
+    )
+    base = knowledge_services.knowledge_base_create(user=user, name="Handbook")
+    for name, status, chunks in (
+        ("handbook.txt", Document.Status.COMPLETED, 3),
+        ("guide.md", Document.Status.IN_PROGRESS, 0),
+    ):
+        file = File.objects.create(user=user, filename=name, purpose="assistants", bytes=10, data=b"x")
+        Document.objects.create(
+            knowledge_base=base, file=file, filename=name, bytes=10, status=status, chunks_total=chunks
+        )
     client.force_login(user)
     return [
         reverse("console"),
         reverse("keys"),
         reverse("usage"),
+        f"{reverse('usage')}?org={org.pk}",
+        reverse("alert-settings"),
         reverse("batches"),
         reverse("playground"),
         reverse("two-factor"),
         reverse("password_change"),
         reverse("password_change_done"),
+        reverse("orgs"),
+        reverse("org-detail", args=[org.pk]),
+        reverse("invitation-accept", args=[org_services.invitation_token(invitation)]),
+        reverse("audit"),
+        reverse("knowledge-bases"),
+        reverse("knowledge-base", args=[base.pk]),
     ]
 
 
@@ -187,7 +238,7 @@ def test_signed_in_pages_are_in_chinese_for_a_chinese_browser(client, owner):
         assert response.status_code == 200, path
         visible = VisibleText.of(response.content.decode())
         assert untranslated(visible, fragments) == [], path
-        user_data = (owner.email, owner.plan.name, "scripts")  # the e-mail, the plan and key names
+        user_data = (owner.email, owner.plan.name, *USER_DATA)  # the e-mail, the plan and what was typed
         assert english_words(visible, user_data=user_data) == [], path
 
 
@@ -207,7 +258,7 @@ def test_the_same_pages_in_english_are_caught_by_the_check(client, owner):
     for path in _pages_of_a_signed_in_user(client, owner):
         visible = VisibleText.of(client.get(path, HTTP_ACCEPT_LANGUAGE="en").content.decode())
         assert len(untranslated(visible, fragments)) >= 5, path
-        assert len(english_words(visible, user_data=(owner.email, owner.plan.name, "scripts"))) >= 10, path
+        assert len(english_words(visible, user_data=(owner.email, owner.plan.name, *USER_DATA))) >= 10, path
         assert not HAN.search(visible.replace("简体中文", "")), path  # the switcher names Chinese in Chinese
 
 
