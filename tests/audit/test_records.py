@@ -153,6 +153,7 @@ def _plan_form(plan: Plan, **changes) -> dict:
         "max_tokens_per_request": plan.max_tokens_per_request,
         "max_prompt_tokens_per_request": plan.max_prompt_tokens_per_request,
         "max_concurrent_requests": plan.max_concurrent_requests,
+        "knowledge_max_bytes": plan.knowledge_max_bytes,
         "allowed_models": "[]",
     }
     data.update(changes)
