@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django.urls import reverse
 
@@ -339,6 +340,29 @@ def test_the_password_reset_email_is_in_the_language_of_the_request(client, owne
     assert "有人请求重置 LLM OS Portal 账户 owner@example.com 的密码" in message.body
     assert re.search(r"http://testserver/password/reset/\S+/", message.body)
     assert "&#x27;" not in message.body and "If it wasn't you" not in message.body
+
+
+def test_the_invitation_email_is_in_the_language_of_the_inviters_page(client, owner):
+    org = org_services.organization_create(user=owner, name="Acme")
+    client.force_login(owner)
+    response = client.post(reverse("org-invite", args=[org.pk]), {"email": "li@example.com", "role": "admin"}, **ZH)
+    assert response.status_code == 302
+    (message,) = mail.outbox
+    assert message.subject == "您受邀加入 LLM OS Portal 上的 Acme"
+    assert "owner@example.com 邀请您以管理员身份加入组织“Acme”" in message.body
+    assert "链接在 7 天内有效" in message.body
+
+
+def test_knowledge_base_messages_and_upload_errors_are_in_chinese(client, owner):
+    client.force_login(owner)
+    response = client.post(reverse("knowledge-bases"), {"name": "Handbook", "embedding_model": ""}, **ZH)
+    assert response.status_code == 400 and "该字段是必填项。" in response.content.decode()
+    base = knowledge_services.knowledge_base_create(user=owner, name="Handbook")
+    upload = SimpleUploadedFile("notes.exe", b"MZ\x00\x01binary")
+    response = client.post(reverse("knowledge-base", args=[base.pk]), {"file": upload}, **ZH)
+    assert response.status_code == 400 and "不支持的文件类型" in response.content.decode()
+    response = client.post(reverse("knowledge-base-delete", args=[base.pk]), follow=True, **ZH)
+    assert "知识库“Handbook”已删除" in response.content.decode()
 
 
 def test_v1_errors_stay_in_english_for_a_chinese_client(client, owner_key):
