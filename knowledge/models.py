@@ -14,6 +14,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 
@@ -38,6 +39,20 @@ class KnowledgeBase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.name}"
+
+
+# Why a document failed, as the console shows it in the page's language. `Document.error` keeps the
+# English message the API returns (ingestion runs off any request, in English); these fixed
+# messages are translated where they are shown, any other by its code, else shown as stored.
+DOCUMENT_ERRORS = {
+    gettext_noop("The PDF is encrypted."),
+    gettext_noop("The document has no text."),
+    gettext_noop("The server had an error while embedding this document."),
+}
+DOCUMENT_ERROR_CODES = {
+    "unsupported_file": _("The file cannot be read: use UTF-8 text, Markdown, HTML or PDF."),
+    "wrong_dimensions": _("The embedding model returned vectors of another size than this knowledge base holds."),
+}
 
 
 class Document(models.Model):
@@ -72,6 +87,13 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.status})"
+
+    @property
+    def error_label(self) -> str:
+        """The error in the page's language (see DOCUMENT_ERRORS)."""
+        if self.error in DOCUMENT_ERRORS:
+            return gettext(self.error)
+        return str(DOCUMENT_ERROR_CODES.get(self.error_code, self.error))
 
     @property
     def progress_percent(self) -> int:

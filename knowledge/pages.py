@@ -88,7 +88,7 @@ def knowledge_base_status(request: AuthenticatedRequest, knowledge_base_id: str)
                     "label": document.get_status_display(),
                     "progress": document.progress_percent,
                     "chunks": document.chunks_total,
-                    "error": document.error,
+                    "error": document.error_label,
                 }
                 for document in documents
             ],

@@ -158,7 +158,8 @@ def test_translations_keep_every_placeholder_of_the_english(domain):
 
 # What the signed-in pages show that users typed (names, not interface text), and the API's own
 # name of an endpoint in the usage tables.
-USER_DATA = ("scripts", "Acme", "Globex", "Handbook", "handbook.txt", "guide.md", "chat.completions")
+USER_DATA = ("scripts", "Acme", "Globex", "Handbook", "handbook.txt", "guide.md", "empty.txt", "scan.pdf")
+USER_DATA += ("chat.completions",)
 USER_DATA += ("member@example.com", "new@example.com", "boss@example.com")
 
 
@@ -188,13 +189,20 @@ def _pages_of_a_signed_in_user(client, user):
         organization=other_org, email=user.email, role=Membership.Role.MEMBER, invited_by=boss
     )
     base = knowledge_services.knowledge_base_create(user=user, name="Handbook")
-    for name, status, chunks in (
-        ("handbook.txt", Document.Status.COMPLETED, 3),
-        ("guide.md", Document.Status.IN_PROGRESS, 0),
-    ):
+    documents = [("handbook.txt", Document.Status.COMPLETED, 3), ("guide.md", Document.Status.IN_PROGRESS, 0)]
+    documents += [("empty.txt", Document.Status.FAILED, 0), ("scan.pdf", Document.Status.FAILED, 0)]
+    errors = {"empty.txt": "The document has no text.", "scan.pdf": "The PDF cannot be read (PdfReadError)."}
+    for name, status, chunks in documents:
         file = File.objects.create(user=user, filename=name, purpose="assistants", bytes=10, data=b"x")
         Document.objects.create(
-            knowledge_base=base, file=file, filename=name, bytes=10, status=status, chunks_total=chunks
+            knowledge_base=base,
+            file=file,
+            filename=name,
+            bytes=10,
+            status=status,
+            chunks_total=chunks,
+            error=errors.get(name, ""),
+            error_code="unsupported_file" if name in errors else "",
         )
     client.force_login(user)
     return [
@@ -361,6 +369,12 @@ def test_knowledge_base_messages_and_upload_errors_are_in_chinese(client, owner)
     upload = SimpleUploadedFile("notes.exe", b"MZ\x00\x01binary")
     response = client.post(reverse("knowledge-base", args=[base.pk]), {"file": upload}, **ZH)
     assert response.status_code == 400 and "不支持的文件类型" in response.content.decode()
+    file = File.objects.create(user=owner, filename="scan.pdf", purpose="assistants", bytes=1, data=b"x")
+    Document.objects.create(
+        knowledge_base=base, file=file, status=Document.Status.FAILED, error="The PDF is encrypted.", error_code="x"
+    )
+    status = client.get(reverse("knowledge-base-status", args=[base.pk]), **ZH).json()
+    assert status["documents"][0]["error"] == "此 PDF 已加密。" and status["documents"][0]["label"] == "失败"
     response = client.post(reverse("knowledge-base-delete", args=[base.pk]), follow=True, **ZH)
     assert "知识库“Handbook”已删除" in response.content.decode()
 
