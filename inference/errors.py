@@ -92,11 +92,13 @@ def from_api_key_rejection(exc: ApiKeyRejected) -> ApiError:
 
 
 def from_limit_exceeded(exc: LimitExceeded) -> ApiError:
-    """429: `rate_limit_exceeded` / `concurrency_limit_exceeded` (type `requests`) or
-    `insufficient_quota`, with Retry-After; 400 `prompt_too_long` for a prompt over the plan's cap."""
+    """429 with Retry-After, its type saying what ran out, as OpenAI does: `requests` (a requests
+    per minute window, code `rate_limit_exceeded`; or concurrency, `concurrency_limit_exceeded`),
+    `tokens` (a tokens per minute window, `rate_limit_exceeded`) or `insufficient_quota` (the daily
+    token budget); 400 `prompt_too_long` for a prompt over the plan's cap."""
     if exc.status == 400:
         return ApiError(exc.message, status=400, type="invalid_request_error", code=exc.code)
-    error_type = "insufficient_quota" if exc.code == "insufficient_quota" else "requests"
+    error_type = "insufficient_quota" if exc.code == "insufficient_quota" else exc.limit
     return ApiError(exc.message, status=exc.status, type=error_type, code=exc.code, headers=exc.headers)
 
 

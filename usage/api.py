@@ -15,8 +15,11 @@ from usage.selectors import DateRange
 class UsageQuerySerializer(serializers.Serializer):
     start = serializers.DateField(required=False, help_text="First UTC day (default: 29 days before end).")
     end = serializers.DateField(required=False, help_text="Last UTC day, included (default: today).")
-    group_by = serializers.ChoiceField(choices=["day", "model", "key", "endpoint"], default="day")
+    group_by = serializers.ChoiceField(choices=["day", "model", "key", "endpoint", "end_user"], default="day")
     model = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    end_user = serializers.CharField(
+        required=False, allow_blank=True, max_length=256, help_text="Only requests that sent this OpenAI `user`."
+    )
 
     def validate(self, attrs):
         try:
@@ -36,7 +39,7 @@ class UsageTotalsSerializer(serializers.Serializer):
 
 
 class UsageGroupSerializer(UsageTotalsSerializer):
-    key = serializers.CharField(help_text="The day, model, key name or endpoint.")
+    key = serializers.CharField(help_text="The day, model, key name, endpoint or end user (`user`).")
 
 
 class LatencySerializer(serializers.Serializer):
@@ -60,6 +63,8 @@ def _group_key(row: dict, group_by: str) -> str:
         return row["day"].isoformat()
     if group_by == "key":
         return row["api_key_name"]
+    if group_by == "end_user":
+        return row["end_user"]
     return row["model" if group_by == "model" else "endpoint"]
 
 
@@ -75,7 +80,12 @@ class UsageView(APIView):
         query = UsageQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         period, group_by = query.validated_data["period"], query.validated_data["group_by"]
-        rows = selectors.usage_for_user(user=request.user, period=period, model=query.validated_data.get("model", ""))
+        rows = selectors.usage_for_user(
+            user=request.user,
+            period=period,
+            model=query.validated_data.get("model", ""),
+            end_user=query.validated_data.get("end_user", ""),
+        )
         if group_by == "day":
             groups = selectors.usage_daily(rows, period)
         else:

@@ -60,6 +60,7 @@ class UsageEvent:
     streamed: bool = False
     client_disconnected: bool = False
     request_id: str = ""
+    end_user: str = ""
     created_at: datetime = field(default_factory=timezone.now)
     attempts: int = field(default=0, compare=False)  # failed writes of this row on its own
 

@@ -56,12 +56,20 @@ class DateRange:
 
 
 def usage_for_user(
-    *, user, period: DateRange, model: str = "", api_key_id: int | None = None, status: str = ""
+    *,
+    user,
+    period: DateRange,
+    model: str = "",
+    api_key_id: int | None = None,
+    status: str = "",
+    end_user: str = "",
 ) -> QuerySet[UsageRecord]:
     """The user's usage rows in the period, newest first, optionally filtered."""
     rows = UsageRecord.objects.filter(user=user, created_at__gte=period.start_at, created_at__lt=period.end_before)
     if model:
         rows = rows.filter(model=model)
+    if end_user:
+        rows = rows.filter(end_user=end_user)
     if api_key_id is not None:
         rows = rows.filter(api_key_id=api_key_id)
     if status == "ok":

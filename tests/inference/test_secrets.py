@@ -98,6 +98,12 @@ def _change_form(remote_model: RegisteredModel, **changes) -> dict:
         "enabled": "on",
         "owned_by": remote_model.owned_by,
         "description": "",
+        "fallbacks": "",
+        # the Deployments inline's management form: no deployment rows
+        "deployments-TOTAL_FORMS": "0",
+        "deployments-INITIAL_FORMS": "0",
+        "deployments-MIN_NUM_FORMS": "0",
+        "deployments-MAX_NUM_FORMS": "1000",
     }
     data.update(changes)
     return data
