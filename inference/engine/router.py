@@ -6,7 +6,8 @@ A request goes to the healthy deployment with free capacity and the lowest in-fl
 reaches the caller (connect error, timeout, 5xx or 429 from an upstream; a load error or a full
 queue in-process) is counted, cooled down for `cooldown_s` (when the group has more than one
 deployment: a lone deployment is always tried) and the request moves on to the next one. After the
-cooldown the deployment is tried again (half-open); a success brings it back for good.
+cooldown the deployment is tried again (half-open: one request at a time); a success brings it
+back for good.
 
 Cooldowns live in a HealthStore: this process's memory by default, Redis (shared by every worker)
 when the portal has REDIS_URL. Plain Python: no Django here.
@@ -240,6 +241,8 @@ class Router(Generic[B]):
             healthy = [d for d in untried if d.spec.id not in cooling]
         else:
             healthy = untried
+        # Half-open: a deployment back from a cooldown takes one trial request at a time until one succeeds.
+        healthy = [d for d in healthy if not (d.failures and d.in_flight and self.uses_cooldown)]
         free = [d for d in healthy if not d.spec.max_parallel_requests or d.in_flight < d.spec.max_parallel_requests]
         if not free:
             if healthy:
@@ -319,32 +322,38 @@ class Router(Generic[B]):
             started = time.perf_counter()
             dep.in_flight += 1
             inner = open_stream(dep)
+            delivered = failed = False
             try:
                 try:
                     first = await anext(inner)
                 except StopAsyncIteration:
                     first = None
                 except EngineError as exc:
+                    failed = True
                     await self._failed(dep, exc, started)
                     if not retriable(exc) or len(tried) == len(self.deployments):
                         raise
                     continue
                 if first is None:
+                    failed = True
                     empty = UpstreamError("the deployment ended without an answer")
                     await self._failed(dep, empty, started)
                     raise empty
+                delivered = True
                 yield first
                 try:
                     async for delta in inner:
                         yield delta
                 except EngineError as exc:
+                    failed = True
                     await self._failed(dep, exc, started)
                     raise
-                await self._succeeded(dep, started)
                 return
             finally:
                 dep.in_flight -= 1
                 await inner.aclose()
+                if delivered and not failed:  # also when the caller stops reading after what it needed
+                    await self._succeeded(dep, started)
 
     def state(self) -> list[dict]:
         return [d.state() for d in self.deployments]
