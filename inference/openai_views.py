@@ -288,6 +288,7 @@ async def _completion_events(
         meter.client_disconnected = True
         raise
     finally:
+        meter.prompt_tokens = generation.prompt_tokens
         meter.completion_tokens = generation.total_completion_tokens
         await meter.finish(status=200, error_code=error_code)
     yield fmt.SSE_DONE
@@ -398,6 +399,7 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
     except EngineError as exc:
         raise from_engine_error(exc, model=spec.name) from exc
     finally:
+        meter.prompt_tokens = generation.prompt_tokens
         meter.completion_tokens = generation.total_completion_tokens
     result = {
         "choices": choices,

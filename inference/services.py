@@ -73,7 +73,11 @@ PASSTHROUGH = {
 
 def _is_default(name: str, value) -> bool:
     """A value that asks for nothing beyond plain generation: honoured by every model."""
-    if value is None or value is False or value == [] or value == {}:
+    if value is None:
+        return True
+    if name == "parallel_tool_calls":
+        return False  # true or false: either says something about tool calls
+    if value is False or value == [] or value == {}:
         return True
     if name == "tool_choice":
         return value == "none"
@@ -83,15 +87,18 @@ def _is_default(name: str, value) -> bool:
 
 
 def passthrough_params(data: dict, *, spec: ModelSpec) -> dict[str, Any]:
-    """The optional OpenAI parameters to forward verbatim to the model's upstream; a 400 naming the
-    first one the model cannot honour (never silently dropped). `user` is always accepted (and
-    forwarded to upstreams; in-process runners have no use for it)."""
+    """The optional OpenAI parameters to forward verbatim to the model's upstream (all those it
+    supports, as sent); a 400 naming the first one the model cannot honour (never silently
+    dropped; a value that asks for nothing, like tool_choice "none", is honoured by any model).
+    `user` is always accepted (and forwarded to upstreams; in-process runners have no use for it)."""
     extra: dict[str, Any] = {}
     for name, capability in PASSTHROUGH.items():
-        value = data.get(name)
-        if name not in data or _is_default(name, value):
+        if name not in data or data[name] is None:
             continue
-        if capability not in spec.capabilities:
+        value = data[name]
+        if capability in spec.capabilities:
+            extra[name] = value
+        elif not _is_default(name, value):
             raise errors.ApiError(
                 f"The model `{spec.name}` does not support the parameter `{name}`.",
                 status=400,
@@ -99,7 +106,6 @@ def passthrough_params(data: dict, *, spec: ModelSpec) -> dict[str, Any]:
                 param=name,
                 code="unsupported_parameter",
             )
-        extra[name] = value
     for index, message in enumerate(data.get("messages") or ()):
         for name in ("tool_calls", "tool_call_id"):
             if name in message and "tools" not in spec.capabilities:
@@ -253,6 +259,8 @@ async def generation_deltas(
             if first.finish_reason is None:
                 async for delta in stream:
                     generation.completion_tokens[0] = delta.completion_tokens
+                    if delta.finish_reason is not None:  # an upstream's exact count, at the end
+                        generation.prompt_tokens = delta.prompt_tokens
                     yield 0, delta
         finally:
             await stream.aclose()
@@ -281,6 +289,8 @@ async def generation_deltas(
             generation.completion_tokens[index] = item.completion_tokens
             if item.finish_reason is not None:
                 finished += 1
+                if index == 0:
+                    generation.prompt_tokens = item.prompt_tokens
             yield index, item
     finally:
         for task in tasks:

@@ -25,13 +25,15 @@ def free_port() -> int:
 
 @dataclass
 class FakeUpstream:
-    """One fake server. `delay` holds every answer back (seconds); `first_token_delay` only a
-    stream's first chunk."""
+    """One fake server. `delay` holds every answer back (seconds); `first_token_delay` a stream's
+    first chunk, `chunk_delay` each of the others."""
 
     name: str
     port: int = field(default_factory=free_port)
     delay: float = 0.0
     first_token_delay: float = 0.0
+    chunk_delay: float = 0.0
+    status: int = 200  # anything else: an OpenAI-shaped error with this status
     bodies: list[dict] = field(default_factory=list)
     auth_headers: list[str] = field(default_factory=list)
     _server: uvicorn.Server | None = None
@@ -84,6 +86,17 @@ class FakeUpstream:
         self.auth_headers.append(headers.get(b"authorization", b"").decode())
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.status != 200:
+            error = json.dumps({"error": {"message": "the GPU caught fire", "type": "server_error"}}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": error})
+            return
         if body.get("stream"):
             await send(
                 {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
@@ -91,6 +104,8 @@ class FakeUpstream:
             for index, chunk in enumerate(self.chunks(body)):
                 if index == 0 and self.first_token_delay:
                     await asyncio.sleep(self.first_token_delay)
+                elif index and self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
                 data = f"data: {json.dumps(chunk)}\n\n".encode()
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
