@@ -303,12 +303,7 @@ async def _late_events(start: asyncio.Future, *, stream: StreamFormat, meter: Re
             yield fmt.SSE_KEEPALIVE
             await asyncio.wait({start}, timeout=settings.SSE_KEEPALIVE_SECONDS)
         generation, primed = start.result()
-    except ApiError as exc:
-        await meter.finish(status=exc.status, error_code=exc.code or exc.type)
-        yield fmt.sse(exc.body())
-        yield fmt.SSE_DONE
-        return
-    except BaseException:  # the client left while waiting
+    except (asyncio.CancelledError, GeneratorExit):  # the client left while waiting
         start.cancel()
         if start.done() and not start.cancelled() and start.exception() is None:
             for _, started_stream in start.result()[1]:
@@ -316,6 +311,18 @@ async def _late_events(start: asyncio.Future, *, stream: StreamFormat, meter: Re
         meter.client_disconnected = True
         await meter.finish(status=200)
         raise
+    except Exception as exc:  # headers are sent: the error goes in-band
+        if isinstance(exc, ApiError):
+            error = exc
+        elif isinstance(exc, LimitExceeded):
+            error = from_limit_exceeded(exc)
+        else:
+            logger.exception("unhandled error before the first token of a stream")
+            error = ApiError("The server had an error while processing your request.", status=500, type="server_error")
+        await meter.finish(status=error.status, error_code=error.code or error.type)
+        yield fmt.sse(error.body())
+        yield fmt.SSE_DONE
+        return
     meter.first_token()
     meter.prompt_tokens = generation.prompt_tokens
     async with contextlib.aclosing(_completion_events(generation, primed, stream=stream, meter=meter)) as events:

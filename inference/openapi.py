@@ -2,9 +2,11 @@
 
 Written by hand to match inference.serializers (requests) and inference.openai_format (responses),
 and merged into /api/schema/ by `llmos_portal.openapi.postprocess`. Constraints the views enforce
-are stated here too (lengths, ranges, `echo`/`suffix`/`logprobs`/`tools` unsupported), so a client
+are stated here too (lengths, ranges, `echo`/`suffix` unsupported), so a client
 generated from the schema sends what the server accepts. Two rules the format cannot state are in
-the descriptions: `stream_options` needs `stream: true`, and `dimensions` must be the model's own.
+the descriptions: `stream_options` needs `stream: true`, `dimensions` must be the model's own, and
+the optional parameters (tools, response_format, logprobs, logit_bias) need a model whose upstream
+supports them (else 400 `unsupported_parameter` naming the parameter).
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ _NUMBER = {"type": "number"}
 _NO_NUL = "^[^\\x00]*$"
 _NOT_BLANK = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
 _COUNT = {"type": "integer", "minimum": 0}
+_FINISH = {
+    "type": "string",
+    "description": "In-process models: stop or length. Upstream models: the upstream's own (tool_calls, ...).",
+    "example": "stop",
+}
+_UPSTREAM_ONLY = " Needs a model whose upstream supports it (its capabilities); otherwise 400 naming it."
 
 SCHEMAS: dict[str, Any] = {
     "OpenAIError": {
@@ -51,12 +59,29 @@ SCHEMAS: dict[str, Any] = {
     },
     "OpenAIModel": {
         "type": "object",
-        "required": ["id", "object", "created", "owned_by"],
+        "required": ["id", "object", "created", "owned_by", "context_length"],
         "properties": {
             "id": {"type": "string"},
             "object": {"type": "string", "enum": ["model"]},
             "created": {"type": "integer"},
             "owned_by": {"type": "string"},
+            "context_length": {"type": "integer", "minimum": 1, "description": "Tokens of prompt and answer."},
+        },
+    },
+    "ToolCall": {
+        "type": "object",
+        "required": ["id", "type", "function"],
+        "properties": {
+            "id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "type": {"type": "string", "enum": ["function"]},
+            "function": {
+                "type": "object",
+                "required": ["name", "arguments"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "arguments": {"type": "string", "description": "JSON text, as the model wrote it."},
+                },
+            },
         },
     },
     "OpenAIModelList": {
@@ -69,7 +94,9 @@ SCHEMAS: dict[str, Any] = {
     },
     "ChatMessage": {
         "type": "object",
-        "required": ["role", "content"],
+        "required": ["role"],
+        "description": "`content` may be null only in an assistant message with `tool_calls`; a `tool` message "
+        "needs `tool_call_id`. Tool fields need a model with the `tools` capability.",
         "properties": {
             "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
             "content": {
@@ -90,6 +117,8 @@ SCHEMAS: dict[str, Any] = {
                 ],
             },
             "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _NOT_BLANK},
+            "tool_calls": {"type": "array", "items": _ref("ToolCall"), "minItems": 1},
+            "tool_call_id": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NOT_BLANK},
         },
     },
     "StreamOptions": {
@@ -107,7 +136,8 @@ SCHEMAS: dict[str, Any] = {
                 "description": (
                     "A JSON chunk (`chat.completion.chunk` or `text_completion`; with `include_usage` a last "
                     "chunk with `choices: []` and `usage`), an OpenAI error object if the model fails "
-                    "mid-stream, then the literal `[DONE]`."
+                    "mid-stream, then the literal `[DONE]`. Comment lines (`: keep-alive`) come while "
+                    "a token is slow (every SSE_KEEPALIVE_SECONDS)."
                 ),
             },
             "event": {"type": "string"},
@@ -139,12 +169,13 @@ SCHEMAS: dict[str, Any] = {
                             "required": ["role", "content"],
                             "properties": {
                                 "role": {"type": "string", "enum": ["assistant"]},
-                                "content": {"type": "string"},
+                                "content": {"type": "string", "nullable": True},
                                 "refusal": {"type": "string", "nullable": True},
+                                "tool_calls": {"type": "array", "items": _ref("ToolCall")},
                             },
                         },
                         "logprobs": {"type": "object", "nullable": True},
-                        "finish_reason": {"type": "string", "enum": ["stop", "length"]},
+                        "finish_reason": _FINISH,
                     },
                 },
             },
@@ -169,7 +200,7 @@ SCHEMAS: dict[str, Any] = {
                         "index": _COUNT,
                         "text": {"type": "string"},
                         "logprobs": {"type": "object", "nullable": True},
-                        "finish_reason": {"type": "string", "enum": ["stop", "length"]},
+                        "finish_reason": _FINISH,
                     },
                 },
             },
@@ -224,8 +255,17 @@ _SAMPLING: dict[str, Any] = {
     "seed": _nullable({"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}),
     "presence_penalty": _nullable({"type": "number", "minimum": -2, "maximum": 2}),
     "frequency_penalty": _nullable({"type": "number", "minimum": -2, "maximum": 2}),
-    "user": _nullable({"type": "string", "maxLength": 256, "pattern": _NO_NUL}),
-    "logprobs": _nullable({"type": "boolean", "enum": [False, None], "description": "Not supported."}),
+    "user": _nullable(
+        {"type": "string", "maxLength": 256, "pattern": _NO_NUL, "description": "Your end user: kept on usage rows."}
+    ),
+    "logit_bias": _nullable(
+        {
+            "type": "object",
+            "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100},
+            "maxProperties": 300,
+            "description": "Token id (digits) -> bias." + _UPSTREAM_ONLY,
+        }
+    ),
 }
 _MODEL = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NOT_BLANK}
 
@@ -244,9 +284,54 @@ SCHEMAS["ChatCompletionRequest"] = {
         **_SAMPLING,
         "max_completion_tokens": _nullable({"type": "integer", "minimum": 1}),
         "response_format": _nullable(
-            {"type": "object", "properties": {"type": {"type": "string", "enum": ["text", None], "nullable": True}}}
+            {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["text", "json_object", "json_schema"]},
+                    "json_schema": {"type": "object", "description": "With type json_schema: name, schema, strict."},
+                },
+                "description": "`text` works everywhere; json_object and json_schema:" + _UPSTREAM_ONLY,
+            }
         ),
-        "tools": _nullable({"type": "array", "maxItems": 0, "items": {}, "description": "Not supported."}),
+        "tools": _nullable(
+            {
+                "type": "array",
+                "maxItems": 128,
+                "items": {
+                    "type": "object",
+                    "required": ["type", "function"],
+                    "properties": {
+                        "type": {"type": "string", "enum": ["function"]},
+                        "function": {
+                            "type": "object",
+                            "required": ["name"],
+                            "properties": {
+                                "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+                                "description": {"type": "string"},
+                                "parameters": {"type": "object"},
+                                "strict": {"type": "boolean", "nullable": True},
+                            },
+                        },
+                    },
+                },
+                "description": "Function tools." + _UPSTREAM_ONLY,
+            }
+        ),
+        "tool_choice": _nullable(
+            {
+                "description": "none, auto, required or one function; needs tools (none is always accepted).",
+                "oneOf": [
+                    {"type": "string", "enum": ["none", "auto", "required"]},
+                    {"type": "object", "required": ["type", "function"]},
+                ],
+            }
+        ),
+        "parallel_tool_calls": _nullable({"type": "boolean", "description": "Only with tools." + _UPSTREAM_ONLY}),
+        "logprobs": _nullable({"type": "boolean", "description": "true:" + _UPSTREAM_ONLY}),
+        "top_logprobs": _nullable(
+            {"type": "integer", "minimum": 0, "maximum": 20, "description": "Needs logprobs: true." + _UPSTREAM_ONLY}
+        ),
     },
 }
 SCHEMAS["CompletionRequest"] = {
@@ -267,6 +352,7 @@ SCHEMAS["CompletionRequest"] = {
             ],
         },
         **_SAMPLING,
+        "logprobs": _nullable({"type": "integer", "minimum": 0, "maximum": 5, "description": _UPSTREAM_ONLY.strip()}),
         "echo": _nullable({"type": "boolean", "enum": [False, None], "description": "Not supported."}),
         "suffix": _nullable({"type": "string", "maxLength": 0, "description": "Not supported."}),
     },

@@ -237,3 +237,30 @@ async def test_redis_health_store_falls_back_to_this_process_when_redis_is_down(
     assert set(cooling) == {"d1"} and cooling["d1"] > time.time()
     await store.recover("d1")
     assert await store.cooling(["d1"]) == {}
+
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/11"
+
+
+def _redis_up() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=0.3).ping())
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+@pytest.mark.asyncio
+async def test_redis_health_store_shares_cooldowns_between_workers():
+    prefix = f"test-{time.monotonic_ns()}"
+    one = router_module.RedisHealthStore(REDIS_TEST_URL, prefix=prefix, refresh_s=0.0)
+    two = router_module.RedisHealthStore(REDIS_TEST_URL, prefix=prefix, refresh_s=0.0)
+    await one.cool_down("d1", 0.5)
+    assert set(await two.cooling(["d1", "d2"])) == {"d1"}
+    await asyncio.sleep(0.6)  # the key expires with the cooldown
+    assert await two.cooling(["d1", "d2"]) == {}
+    await two.cool_down("d2", 30)
+    await one.recover("d2")
+    assert await two.cooling(["d2"]) == {}
