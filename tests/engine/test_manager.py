@@ -71,6 +71,7 @@ async def test_concurrent_first_calls_load_once_and_states_move():
         "fallback": None,
         "queue_depth": 0,
         "running": 0,
+        "deployments": [],  # not a model group
     }
     mgr.shutdown()
     assert backends[0].closed
