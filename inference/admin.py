@@ -38,7 +38,9 @@ class RegisteredModelForm(WriteOnlyKeyMixin, forms.ModelForm):
     comma-separated list, capabilities ticked."""
 
     upstream_url = forms.URLField(
-        required=False, assume_scheme="http", help_text="Base URL, e.g. http://gpu-host:8000/v1"
+        required=False,
+        assume_scheme="http",
+        help_text="Base URL, e.g. http://gpu-host:8000/v1. With deployments below, theirs are used instead.",
     )
     upstream_api_key = _key_field()
     clear_upstream_api_key = forms.BooleanField(required=False, label="Remove the saved upstream API key (if any)")
