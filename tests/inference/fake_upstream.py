@@ -97,6 +97,16 @@ class FakeUpstream:
             )
             await send({"type": "http.response.body", "body": error})
             return
+        if scope["path"].endswith("/embeddings"):
+            vectors = [
+                {"object": "embedding", "index": i, "embedding": [1.0, 0.0, 0.0]} for i in range(len(body["input"]))
+            ]
+            payload = json.dumps({"object": "list", "data": vectors, "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": payload.encode()})
+            return
         if body.get("stream"):
             await send(
                 {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}

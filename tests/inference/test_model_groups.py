@@ -20,6 +20,8 @@ from inference import runtime
 from inference.models import Deployment, RegisteredModel
 from tests.inference.fake_upstream import FakeUpstream, free_port
 from tests.inference.helpers import call
+from usage.models import UsageRecord
+from usage.recorder import recorder
 
 CHAT = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
 
@@ -182,6 +184,28 @@ def test_fallback_models_answer_when_every_deployment_fails(roomy_key, upstreams
     assert result.status in (502, 503)
     assert result.json()["error"]["type"] == "server_error"
     assert "127.0.0.1" not in result.body.decode()
+
+
+def test_embedding_groups_fail_over_and_fall_back(roomy_key, upstreams, manager):
+    a, b, c = upstreams
+    embed = RegisteredModel.objects.create(
+        name="embed-group", kind="embedding", backend="upstream", upstream_url=a.url, fallbacks=["embed-spare"]
+    )
+    for server in (a, b):
+        Deployment.objects.create(model=embed, name=server.name, upstream_url=server.url)
+    RegisteredModel.objects.create(name="embed-spare", kind="embedding", backend="upstream", upstream_url=c.url)
+    b.stop()
+    body = {"model": "embed-group", "input": ["one", "two"]}
+    for _ in range(4):
+        result = call("POST", "/v1/embeddings", roomy_key, {**body, "user": "tenant-7"})
+        assert result.status == 200, result.body
+        assert [item["embedding"] for item in result.json()["data"]] == [[1.0, 0.0, 0.0]] * 2
+    assert a.requests == 4 and c.requests == 0
+    a.stop()  # every deployment down: the fallback model answers
+    result = call("POST", "/v1/embeddings", roomy_key, body)
+    assert result.status == 200 and result.json()["model"] == "embed-group" and c.requests == 1
+    recorder().flush()
+    assert UsageRecord.objects.filter(model="embed-group", end_user="tenant-7").count() == 4
 
 
 def test_streams_fail_over_before_the_first_byte(roomy_key, upstreams, manager):
