@@ -5,6 +5,7 @@ cannot honour is a 400 naming the parameter; `user` lands on usage rows; keep-al
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -14,8 +15,10 @@ from asgiref.sync import async_to_sync
 from django.core.asgi import get_asgi_application
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from django.test import AsyncClient
 
 from inference.models import RegisteredModel
+from inference.runtime import current_manager
 from tests.inference.fake_upstream import JSON_ANSWER, TOOL_ARGUMENTS, FakeUpstream
 from tests.inference.helpers import call
 from usage.models import UsageRecord
@@ -336,3 +339,54 @@ def test_a_quick_upstream_failure_keeps_its_http_status(owner_key, capable, upst
     upstream.status = 503
     result = call("POST", "/v1/chat/completions", owner_key, {"model": "capable", "messages": QUESTION, "stream": True})
     assert result.status == 502 and result.json()["error"]["code"] == "upstream_error"
+
+
+def test_a_client_leaving_during_keep_alives_stops_the_upstream_call_and_is_billed_once(
+    owner_key, capable, upstream, settings
+):
+    settings.SSE_KEEPALIVE_SECONDS = 0.1
+    upstream.delay = 30  # the first token would take forever
+
+    async def scenario() -> None:
+        client = AsyncClient()
+        response = await client.post(
+            "/v1/chat/completions",
+            data=json.dumps({"model": "capable", "messages": QUESTION, "stream": True}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {owner_key}"},
+        )
+        assert response.status_code == 200
+        received: list[bytes] = []
+
+        async def read() -> None:
+            async for chunk in response.streaming_content:
+                received.append(chunk)
+
+        reader = asyncio.ensure_future(read())
+        await asyncio.sleep(0.35)
+        reader.cancel()  # what Django's ASGI handler does when the client disconnects
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        assert len(received) >= 2 and set(received) == {b": keep-alive\n\n"}
+        manager = await current_manager()
+        for _ in range(50):
+            if not any(d["in_flight"] for d in manager.state()["capable"]["deployments"]):
+                break
+            await asyncio.sleep(0.05)
+        assert [d["in_flight"] for d in manager.state()["capable"]["deployments"]] == [0]
+
+    async_to_sync(scenario)()
+    recorder().flush()
+    (row,) = UsageRecord.objects.all()
+    assert (row.status_code, row.client_disconnected, row.streamed) == (200, True, True)
+
+
+def test_text_completions_forward_integer_logprobs_only_where_supported(owner_key, capable, plain, upstream):
+    body = {"prompt": "The capital of France is", "logprobs": 2, "max_tokens": 3}
+    refused = call("POST", "/v1/completions", owner_key, {**body, "model": "plain"})
+    assert refused.status == 400 and refused.json()["error"]["param"] == "logprobs"
+    assert upstream.requests == 0
+    answered = call("POST", "/v1/completions", owner_key, {**body, "model": "capable"})
+    assert answered.status == 200, answered.body
+    assert upstream.bodies[-1]["logprobs"] == 2 and upstream.bodies[-1]["prompt"] == body["prompt"]
+    assert answered.json()["choices"][0]["logprobs"] is not None  # as the upstream gave it
