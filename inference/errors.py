@@ -16,6 +16,7 @@ from inference.engine.types import (
     InvalidRequest,
     ModelLoadError,
     ModelNotFound,
+    NoDeploymentAvailable,
     Overloaded,
     UpstreamError,
 )
@@ -124,6 +125,18 @@ def from_engine_error(exc: EngineError, *, model: str = "") -> ApiError:
             type="server_error",
             code="model_load_error",
         )
+    if isinstance(exc, NoDeploymentAvailable) and exc.status == 503:
+        return ApiError(
+            "Every server of this model is failing; retry shortly.",
+            status=503,
+            type="server_error",
+            code="no_deployment_available",
+            headers={"Retry-After": str(max(1, int(exc.retry_after)))},
+        )
+    if isinstance(exc, UpstreamError) and exc.status in (400, 422):
+        # The upstream refused the request itself (e.g. a tool schema it cannot use): the
+        # client's to fix, with the upstream's reason.
+        return invalid(f"The upstream model server refused the request: {_without_urls(str(exc))}")
     if isinstance(exc, UpstreamError):
         return ApiError(
             f"The upstream model server failed: {_without_urls(str(exc))}",

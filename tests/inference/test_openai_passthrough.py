@@ -390,3 +390,12 @@ def test_text_completions_forward_integer_logprobs_only_where_supported(owner_ke
     assert answered.status == 200, answered.body
     assert upstream.bodies[-1]["logprobs"] == 2 and upstream.bodies[-1]["prompt"] == body["prompt"]
     assert answered.json()["choices"][0]["logprobs"] is not None  # as the upstream gave it
+
+
+def test_a_request_the_upstream_refuses_is_a_400_with_its_reason_and_cools_nothing(owner_key, capable, upstream):
+    upstream.status = 400
+    result = call("POST", "/v1/chat/completions", owner_key, {"model": "capable", "messages": QUESTION})
+    assert result.status == 400, result.body
+    error = result.json()["error"]
+    assert error["type"] == "invalid_request_error" and "caught fire" in error["message"]
+    assert str(upstream.port) not in result.body.decode()
