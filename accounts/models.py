@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext_lazy as _
 
 
 class Plan(models.Model):
@@ -108,6 +109,11 @@ class ApiKey(models.Model):
             return "expired"
         return "active"
 
+    @property
+    def status_label(self) -> str:
+        """The status as the pages show it, in the page's language."""
+        return str(API_KEY_STATUS_LABELS[self.status])
+
     def allows_ip(self, address: str) -> bool:
         if not self.allowed_ips:
             return True
@@ -184,3 +190,6 @@ class IpRule(models.Model):
             self.network = str(ipaddress.ip_network(self.network.strip(), strict=False))
         except ValueError as exc:
             raise ValidationError({"network": f"{self.network!r} is not an IP address or CIDR range."}) from exc
+
+
+API_KEY_STATUS_LABELS = {"active": _("active"), "revoked": _("revoked"), "expired": _("expired")}

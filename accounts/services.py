@@ -6,12 +6,13 @@ import ipaddress
 from collections.abc import Iterable
 from datetime import datetime
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts import keys
 from accounts.exceptions import (
@@ -24,6 +25,9 @@ from accounts.exceptions import (
     UnknownApiKey,
 )
 from accounts.models import ApiKey, Plan, User
+from audit.models import AuditAction
+from audit.services import audit_record
+from llmos_portal.db import db_sync_to_async
 
 
 def default_plan() -> Plan | None:
@@ -37,7 +41,7 @@ _NON_DELIVERING_EMAIL_BACKENDS = (
     "django.core.mail.backends.console.EmailBackend",
     "django.core.mail.backends.dummy.EmailBackend",
 )
-EMAIL_NOT_CONFIGURED_MESSAGE = (
+EMAIL_NOT_CONFIGURED_MESSAGE = gettext_lazy(
     "E-mail is not configured on this server, so no link can be sent. Ask an operator (they set EMAIL_HOST)."
 )
 
@@ -79,6 +83,7 @@ def user_log_out_everywhere(*, user: User) -> None:
     with transaction.atomic():
         user_auth_epoch_raise(user=user)
         user_tokens_revoke(user=user)
+        audit_record(action=AuditAction.LOGOUT_EVERYWHERE, actor=user, target=user)
 
 
 def user_verify_email(*, user: User) -> bool:
@@ -103,7 +108,7 @@ def normalise_networks(values: Iterable[str]) -> list[str]:
         try:
             networks.append(str(ipaddress.ip_network(value, strict=False)))
         except ValueError as exc:
-            raise ValidationError(f"{value!r} is not an IP address or CIDR range.") from exc
+            raise ValidationError(_("%(value)r is not an IP address or CIDR range.") % {"value": value}) from exc
     return networks
 
 
@@ -145,43 +150,79 @@ def api_key_create(
     expires_at: datetime | None = None,
     allowed_models: Iterable[str] = (),
     allowed_ips: Iterable[str] = (),
+    actor: User | None = None,
 ) -> tuple[ApiKey, str]:
-    """Issue a key. Returns the row and the raw key, which the caller shows exactly once."""
+    """Issue a key. Returns the row and the raw key, which the caller shows exactly once.
+    `actor` is who asked (for the audit log; None: the system, e.g. `manage.py create_api_key`)."""
     if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationError("The expiry must be in the future.")
+        raise ValidationError(_("The expiry must be in the future."))
     # Lock the user row so two concurrent creates can't both pass the limit check.
     User.objects.select_for_update().filter(pk=user.pk).first()
     if _active_key_count(user) >= settings.MAX_ACTIVE_KEYS_PER_USER:
-        raise ApiKeyLimitReached(f"You already have {settings.MAX_ACTIVE_KEYS_PER_USER} active keys; revoke one first.")
-    return _new_key(user=user, name=name, expires_at=expires_at, allowed_models=allowed_models, allowed_ips=allowed_ips)
+        raise ApiKeyLimitReached(
+            _("You already have %(count)d active keys; revoke one first.")
+            % {"count": settings.MAX_ACTIVE_KEYS_PER_USER}
+        )
+    api_key, raw_key = _new_key(
+        user=user, name=name, expires_at=expires_at, allowed_models=allowed_models, allowed_ips=allowed_ips
+    )
+    audit_record(
+        action=AuditAction.API_KEY_CREATE,
+        actor=actor,
+        target=api_key,
+        metadata={
+            "prefix": api_key.prefix,
+            "expires_at": api_key.expires_at,
+            "allowed_models": api_key.allowed_models,
+            "allowed_ips": api_key.allowed_ips,
+        },
+    )
+    return api_key, raw_key
 
 
 def _forget_cached(api_key: ApiKey) -> None:
     cache.delete(_cache_key(api_key.digest))
 
 
-def api_key_rename(*, api_key: ApiKey, name: str) -> ApiKey:
+@transaction.atomic
+def api_key_rename(*, api_key: ApiKey, name: str, actor: User | None = None) -> ApiKey:
+    old_name = api_key.name
     api_key.name = name
     api_key.save(update_fields=["name"])
     _forget_cached(api_key)
+    if name != old_name:
+        audit_record(
+            action=AuditAction.API_KEY_RENAME, actor=actor, target=api_key, metadata={"from": old_name, "to": name}
+        )
     return api_key
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    if api_key.revoked_at is None:
+def _revoke(api_key: ApiKey) -> bool:
+    """Revoke if not yet; True when this call revoked it."""
+    revoked = api_key.revoked_at is None
+    if revoked:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
     _forget_cached(api_key)
+    return revoked
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: User | None = None) -> ApiKey:
+    if _revoke(api_key):
+        audit_record(
+            action=AuditAction.API_KEY_REVOKE, actor=actor, target=api_key, metadata={"prefix": api_key.prefix}
+        )
     return api_key
 
 
 @transaction.atomic
-def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
+def api_key_rotate(*, api_key: ApiKey, actor: User | None = None) -> tuple[ApiKey, str]:
     """Replace a key with a new secret carrying the same settings; the old one is revoked."""
     if not api_key.is_active:
-        raise ValidationError("Only an active key can be rotated.")
-    api_key_revoke(api_key=api_key)
-    return _new_key(
+        raise ValidationError(_("Only an active key can be rotated."))
+    _revoke(api_key)
+    new_key, raw_key = _new_key(
         user=api_key.user,
         name=api_key.name,
         expires_at=api_key.expires_at,
@@ -190,6 +231,13 @@ def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
         rotated_from=api_key,
         **{field: getattr(api_key, field) for field in LIMIT_OVERRIDES},
     )
+    audit_record(
+        action=AuditAction.API_KEY_ROTATE,
+        actor=actor,
+        target=new_key,
+        metadata={"old_key_id": api_key.pk, "old_prefix": api_key.prefix, "prefix": new_key.prefix},
+    )
+    return new_key, raw_key
 
 
 def _cache_key(key_digest: str) -> str:
@@ -341,8 +389,8 @@ async def aapi_key_authenticate(*, raw_key: str, client_ip: str) -> ApiKey:
     now = timezone.now()
     api_key = _cached_key(key_digest)
     if api_key is None:
-        api_key = await sync_to_async(_load_key)(key_digest)
+        api_key = await db_sync_to_async(_load_key)(key_digest)
     api_key = _verify(api_key, client_ip, now)
     if _last_used_is_due(api_key):
-        await sync_to_async(_touch)(api_key.pk, now)
+        await db_sync_to_async(_touch)(api_key.pk, now)
     return api_key

@@ -14,8 +14,10 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts import selectors, services, throttle, two_factor
@@ -29,9 +31,11 @@ from accounts.forms import (
 )
 from accounts.models import ApiKey, User
 from accounts.typing import AuthenticatedRequest
+from audit.models import AuditAction
+from audit.services import audit_login_failure, audit_record
 
 VERIFY_SALT = "accounts.verify-email"
-THROTTLED_MESSAGE = "Too many attempts. Please wait a minute and try again."
+THROTTLED_MESSAGE = gettext_lazy("Too many attempts. Please wait a minute and try again.")
 
 
 def home(request: AuthenticatedRequest) -> HttpResponse:
@@ -50,12 +54,9 @@ def ratelimited(request: HttpRequest, exception=None) -> HttpResponse:
 def _send_verification(request: HttpRequest, user: User) -> None:
     token = signing.dumps(user.pk, salt=VERIFY_SALT)
     link = request.build_absolute_uri(reverse("verify-email", args=[token]))
-    send_mail(
-        "Confirm your e-mail for LLM OS Portal",
-        f"Welcome! Confirm your address to activate your account:\n\n{link}\n\nThe link is valid for 3 days.",
-        None,
-        [user.email],
-    )
+    # In the language of the signup page (the switcher's choice or the browser's Accept-Language).
+    body = _("Welcome! Confirm your address to activate your account:\n\n%(link)s\n\nThe link is valid for 3 days.")
+    send_mail(_("Confirm your e-mail for LLM OS Portal"), body % {"link": link}, None, [user.email])
 
 
 def signup(request: AuthenticatedRequest) -> HttpResponse:
@@ -75,8 +76,9 @@ def signup(request: AuthenticatedRequest) -> HttpResponse:
             if settings.ACCOUNT_EMAIL_VERIFICATION:
                 _send_verification(request, user)
                 return render(request, "accounts/verify_sent.html", {"email": user.email})
+            request.audit_login_method = "signup"  # read by the audit log
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, "Welcome! Create an API key to start calling models.")
+            messages.success(request, _("Welcome! Create an API key to start calling models."))
             return redirect("console")
     return render(request, "accounts/signup.html", {"form": form}, status=status)
 
@@ -89,9 +91,9 @@ def verify_email(request: HttpRequest, token: str) -> HttpResponse:
     except (signing.BadSignature, User.DoesNotExist):
         return render(request, "accounts/verify_failed.html", status=400)
     if services.user_verify_email(user=user):
-        messages.success(request, "Your e-mail is confirmed. You can log in now.")
+        messages.success(request, _("Your e-mail is confirmed. You can log in now."))
     elif user.is_active:
-        messages.info(request, "Your e-mail was already confirmed. You can log in.")
+        messages.info(request, _("Your e-mail was already confirmed. You can log in."))
     else:  # deactivated by an operator after confirming: the link does not undo that
         return render(request, "accounts/verify_failed.html", status=400)
     return redirect("login")
@@ -151,12 +153,15 @@ def login_two_factor(request: HttpRequest) -> HttpResponse:
             and two_factor.two_factor_verify(user=user, code=form.cleaned_data["code"])
         ):
             del request.session[PENDING_2FA]
+            request.audit_login_method = "two_factor"  # type: ignore[attr-defined]  # read by the audit log
             login(request, user, backend=pending["backend"])
             return redirect(pending.get("next") or settings.LOGIN_REDIRECT_URL)
         else:
             throttle.count(request, **throttle.LOGIN_LIMITS)
+            if user is not None:
+                audit_login_failure(username=user.get_username(), user=user, request=request, reason="second_factor")
             if not form.errors:
-                form.add_error("code", "That code is not valid.")
+                form.add_error("code", _("That code is not valid."))
             status = 400
     return render(request, "accounts/login_2fa.html", {"form": form}, status=status)
 
@@ -175,21 +180,23 @@ def two_factor_settings(request: AuthenticatedRequest) -> HttpResponse:
         if action == "confirm" and device is None:
             recovery_codes = two_factor.totp_enrol_confirm(user=user, code=code)
             if recovery_codes is None:
-                form.add_error("code", "That code is not valid. Check the time on your device and try again.")
+                form.add_error("code", _("That code is not valid. Check the time on your device and try again."))
                 status = 400
             else:
+                audit_record(action=AuditAction.TWO_FACTOR_ENABLE, actor=user, target=user, request=request)
                 device = two_factor.confirmed_device(user=user)
                 form = TwoFactorCodeForm()
         elif action == "disable" and device is not None:
             if two_factor.two_factor_required(user=user):
-                form.add_error(None, "Staff accounts must keep two-factor authentication on.")
+                form.add_error(None, _("Staff accounts must keep two-factor authentication on."))
                 status = 400
             elif two_factor.two_factor_verify(user=user, code=code):
                 two_factor.two_factor_disable(user=user)
-                messages.success(request, "Two-factor authentication is off.")
+                audit_record(action=AuditAction.TWO_FACTOR_DISABLE, actor=user, target=user, request=request)
+                messages.success(request, _("Two-factor authentication is off."))
                 return redirect("two-factor")
             else:
-                form.add_error("code", "That code is not valid.")
+                form.add_error("code", _("That code is not valid."))
                 status = 400
     elif request.method == "POST":
         status = 400
@@ -232,6 +239,26 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     return redirect(f"{reverse('login')}?{urlencode({'next': next_url})}")
 
 
+class PasswordChangeView(auth_views.PasswordChangeView):
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("password_change_done")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit_record(action=AuditAction.PASSWORD_CHANGE, actor=form.user, target=form.user, request=self.request)
+        return response
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # The person proved they read the account's mail: they act, though not signed in.
+        audit_record(action=AuditAction.PASSWORD_RESET, actor=form.user, target=form.user, request=self.request)
+        return response
+
+
 class PasswordResetView(auth_views.PasswordResetView):
     template_name = "accounts/password_reset.html"
     email_template_name = "accounts/password_reset_email.txt"
@@ -272,7 +299,7 @@ def logout_everywhere(request: AuthenticatedRequest) -> HttpResponse:
     """Sign out of every browser and API client (sessions, JWTs), this one included."""
     services.user_log_out_everywhere(user=request.user)
     logout(request)
-    messages.success(request, "You are signed out everywhere. Log in again to continue.")
+    messages.success(request, _("You are signed out everywhere. Log in again to continue."))
     return redirect("login")
 
 
@@ -304,7 +331,7 @@ def keys(request: AuthenticatedRequest) -> HttpResponse:
     if not form.is_valid():
         return _keys_page(request, form, status=400)
     try:
-        _, raw_key = services.api_key_create(user=request.user, **form.cleaned_data)
+        _, raw_key = services.api_key_create(user=request.user, actor=request.user, **form.cleaned_data)
     except (ApiKeyLimitReached, ValidationError) as exc:
         form.add_error(None, exc.messages if isinstance(exc, ValidationError) else str(exc))
         return _keys_page(request, form, status=400)
@@ -318,10 +345,10 @@ def key_rename(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
     api_key = _own_key(request, key_id)
     form = ApiKeyRenameForm(request.POST)
     if form.is_valid():
-        services.api_key_rename(api_key=api_key, name=form.cleaned_data["name"])
-        messages.success(request, "Key renamed.")
+        services.api_key_rename(api_key=api_key, name=form.cleaned_data["name"], actor=request.user)
+        messages.success(request, _("Key renamed."))
     else:
-        messages.error(request, "A key needs a name of at most 100 characters.")
+        messages.error(request, _("A key needs a name of at most 100 characters."))
     return redirect("keys")
 
 
@@ -329,8 +356,8 @@ def key_rename(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
 @require_POST
 def key_revoke(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
     api_key = _own_key(request, key_id)
-    services.api_key_revoke(api_key=api_key)
-    messages.success(request, f"Key “{api_key.name}” revoked. Requests using it are now rejected.")
+    services.api_key_revoke(api_key=api_key, actor=request.user)
+    messages.success(request, _("Key “%(name)s” revoked. Requests using it are now rejected.") % {"name": api_key.name})
     return redirect("keys")
 
 
@@ -339,7 +366,7 @@ def key_revoke(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
 def key_rotate(request: AuthenticatedRequest, key_id: int) -> HttpResponse:
     api_key = _own_key(request, key_id)
     try:
-        _, raw_key = services.api_key_rotate(api_key=api_key)
+        _, raw_key = services.api_key_rotate(api_key=api_key, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("keys")

@@ -7,10 +7,15 @@ the batch, so a line is billed once and never lost when a worker dies mid-batch.
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise as _StrPromise
 
 
 def new_file_id() -> str:
@@ -90,6 +95,12 @@ class Batch(models.Model):
         return f"{self.id} {self.status}"
 
     @property
+    def status_label(self) -> str:
+        """The status as the pages show it, in the page's language (the API keeps OpenAI's words)."""
+        label = BATCH_STATUS_LABELS.get(self.status)
+        return str(label) if label is not None else self.status
+
+    @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
 
@@ -127,3 +138,15 @@ class BatchLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.batch_id}#{self.index} {self.state}"
+
+
+BATCH_STATUS_LABELS: dict[str, _StrPromise] = {
+    Batch.Status.VALIDATING: _("validating"),
+    Batch.Status.FAILED: _("failed"),
+    Batch.Status.IN_PROGRESS: _("in progress"),
+    Batch.Status.FINALIZING: _("finalizing"),
+    Batch.Status.COMPLETED: _("completed"),
+    Batch.Status.EXPIRED: _("expired"),
+    Batch.Status.CANCELLING: _("cancelling"),
+    Batch.Status.CANCELLED: _("cancelled"),
+}

@@ -1,55 +1,163 @@
-"""Gateway overhead: what the portal adds per request before any model runs.
+"""Gateway overhead: what the portal adds per request in front of an upstream engine.
 
-    .venv/bin/python bench/gateway.py [--seconds 10] [--concurrency 1 16] [--write]
+    .venv/bin/python bench/gateway.py [--seconds 10] [--concurrency 1 16] [--no-litellm] [--write]
 
-Starts an OpenAI-compatible upstream that answers instantly (bench/fake_upstream.py) and a portal
-(1 uvicorn worker, SQLite, no Redis unless --redis) with a model routed to it, then drives both
-with the same non-streaming chat requests: directly, and through the portal with an API key.
-Reports p50/p95 latency and requests/s for each and the difference, which is the portal's cost
-(key lookup, limits, validation, metering, proxying).
+Starts, in one invocation: an OpenAI-compatible upstream that answers instantly
+(bench/fake_upstream.py); LiteLLM's proxy in front of it (installed on first use into
+bench/.litellm-venv, gitignored; no database, so no key checks); the portal with 1 uvicorn worker
+and with 2 workers (SQLite, no Redis unless --redis), a model routed to the upstream and an API
+key. Then drives each with the same non-streaming chat requests at each concurrency.
+
+The load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio streams, so that on a
+small machine the client costs little next to the servers it measures. Beside latency and
+requests/s, the table gives each server's CPU time per request (user + system, all its
+processes): that figure is far less disturbed by other work on a shared machine than wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import signal
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import portal
 
 REPO = Path(__file__).resolve().parents[1]
-BODY = {"model": "fast", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+LITELLM_VERSION = "1.108.7"
+LITELLM_MASTER_KEY = "sk-litellm-bench-" + "0" * 32  # without a database, the one key it checks
+LITELLM_VENV = REPO / "bench" / ".litellm-venv"
+HEALTH = {"portal": "/healthz", "litellm": "/health/liveliness"}
+BODY = json.dumps({"model": "fast", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}).encode()
 
 
-async def drive(url: str, key: str | None, concurrency: int, seconds: float) -> tuple[list[float], int]:
+class RawClient:
+    """One keep-alive HTTP/1.1 connection: POST a fixed body, read the status and the body."""
+
+    def __init__(self, host: str, port: int, path: str, key: str | None):
+        auth = f"Authorization: Bearer {key}\r\n" if key else ""
+        self.request = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}Content-Type: application/json\r\n"
+            f"Content-Length: {len(BODY)}\r\n\r\n"
+        ).encode() + BODY
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(self.request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+        if "content-length" in headers:
+            await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding") == "chunked":
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
+                await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+        if headers.get("connection") == "close":
+            await self.close()
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+@dataclass
+class Run:
+    latencies: list[float]
+    errors: int
+    seconds: float
+    cpu_s: float
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def p(self, q: float) -> float:
+        values = sorted(self.latencies)
+        return values[min(len(values) - 1, round(q * (len(values) - 1)))] * 1000 if values else float("nan")
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_s * 1000 / max(1, len(self.latencies))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a server process and its children (uvicorn's workers)."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            times = each.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+async def drive(url: str, key: str | None, concurrency: int, seconds: float, pid: int | None) -> Run:
+    host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
     errors = 0
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency + 2)) as client:
+    cpu_before = cpu_seconds(pid) if pid else 0.0
+    started = time.monotonic()
+    deadline = started + seconds
 
-        async def worker() -> None:
-            nonlocal errors
+    async def worker() -> None:
+        nonlocal errors
+        client = RawClient(host, int(port), "/v1/chat/completions", key)
+        try:
             while time.monotonic() < deadline:
-                started = time.perf_counter()
-                response = await client.post(f"{url}/v1/chat/completions", json=BODY, headers=headers)
-                if response.status_code == 200:
-                    latencies.append(time.perf_counter() - started)
+                begun = time.perf_counter()
+                try:
+                    status = await client.post()
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    errors += 1
+                    await client.close()
+                    continue
+                if status == 200:
+                    latencies.append(time.perf_counter() - begun)
                 else:
                     errors += 1
+        finally:
+            await client.close()
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, errors
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.monotonic() - started
+    return Run(latencies, errors, elapsed, (cpu_seconds(pid) - cpu_before) if pid else 0.0)
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(q * (len(values) - 1)))] if values else float("nan")
+def litellm_command(port: int, upstream_url: str, tmp: Path) -> list[str]:
+    """LiteLLM's proxy (installed into its own venv on first use) routing `fast` to the upstream."""
+    litellm = LITELLM_VENV / "bin" / "litellm"
+    if not litellm.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        subprocess.run(
+            [str(LITELLM_VENV / "bin" / "pip"), "install", "--quiet", f"litellm[proxy]=={LITELLM_VERSION}"], check=True
+        )
+    config = tmp / "litellm.yaml"
+    config.write_text(
+        "model_list:\n  - model_name: fast\n    litellm_params:\n      model: openai/fake\n"
+        f"      api_base: {upstream_url}/v1\n      api_key: unused\n"
+    )
+    return [str(litellm), "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
 
 
 def main() -> None:
@@ -57,7 +165,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--redis", default="", help="REDIS_URL for the portal (default: none)")
-    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM (it installs on first use)")
+    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    parser.add_argument("--profile", default="", help="record the 1-worker portal with py-spy (speedscope file)")
     args = parser.parse_args()
 
     env, tmp = portal.portal_env(
@@ -68,9 +178,11 @@ def main() -> None:
         INFERENCE_PRELOAD="false",
         **({"REDIS_URL": args.redis} if args.redis else {}),
     )
-    upstream_port, portal_port = 9100, 9101
-    upstream_url, portal_url = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{portal_port}"
-    processes = [portal.start(portal.uvicorn("bench.fake_upstream:app", upstream_port), env, tmp / "up.log")]
+    upstream_url = "http://127.0.0.1:9100"
+    targets: dict[str, tuple[str, str | None]] = {"direct": (upstream_url, None)}
+    processes: dict[str, subprocess.Popen] = {
+        "direct": portal.start(portal.uvicorn("bench.fake_upstream:app", 9100), env, tmp / "up.log")
+    }
     try:
         key = portal.prepare(
             env,
@@ -78,40 +190,74 @@ def main() -> None:
             f"kind='chat', backend='upstream', upstream_url='{upstream_url}/v1', upstream_model='fake', "
             "context_length=4096)",
         )
-        processes.append(
-            portal.start(portal.uvicorn("llmos_portal.asgi:application", portal_port), env, tmp / "portal.log")
-        )
-        portal.wait_for(upstream_url)
-        portal.wait_for(f"{portal_url}/healthz")
-        asyncio.run(drive(portal_url, key, 2, 1.0))  # warm-up
-        lines = [
-            f"### Gateway overhead, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-            "",
-            f"Instant upstream vs the same through the portal (1 worker, SQLite, "
-            f"{'Redis' if args.redis else 'no Redis'}), non-streaming chat, {args.seconds:.0f} s per run.",
-            "",
-            "| concurrency | direct p50 / p95 ms | via portal p50 / p95 ms | added p50 ms | direct req/s "
-            "| via portal req/s | errors |",
-            "| ---: | --- | --- | ---: | ---: | ---: | ---: |",
-        ]
-        for concurrency in args.concurrency:
-            direct, direct_errors = asyncio.run(drive(upstream_url, None, concurrency, args.seconds))
-            via, via_errors = asyncio.run(drive(portal_url, key, concurrency, args.seconds))
-            lines.append(
-                f"| {concurrency} | {pct(direct, 0.5) * 1000:.1f} / {pct(direct, 0.95) * 1000:.1f} | "
-                f"{pct(via, 0.5) * 1000:.1f} / {pct(via, 0.95) * 1000:.1f} | "
-                f"{(pct(via, 0.5) - pct(direct, 0.5)) * 1000:.1f} | {len(direct) / args.seconds:.0f} | "
-                f"{len(via) / args.seconds:.0f} | {direct_errors + via_errors} |"
+        if not args.no_litellm:
+            targets["litellm"] = ("http://127.0.0.1:9102", LITELLM_MASTER_KEY)
+            litellm_env = {name: value for name, value in env.items() if name not in ("DATABASE_URL", "REDIS_URL")}
+            litellm_env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no fetch from the internet at start-up
+            litellm_env["LITELLM_MASTER_KEY"] = LITELLM_MASTER_KEY
+            processes["litellm"] = portal.start(
+                litellm_command(9102, upstream_url, tmp), litellm_env, tmp / "litellm.log"
             )
-        text = "\n".join(lines) + "\n"
+        for workers, port in ((1, 9101), (2, 9103)):
+            name = f"portal {workers}w"
+            server = [*portal.uvicorn("llmos_portal.asgi:application", port), "--workers", str(workers)]
+            if args.profile and workers == 1:  # py-spy (pip install py-spy) samples the portal's stacks
+                server = ["py-spy", "record", "--format", "speedscope", "-o", args.profile, "--", *server]
+            targets[name] = (f"http://127.0.0.1:{port}", key)
+            processes[name] = portal.start(server, env, tmp / f"portal{workers}.log")
+        portal.wait_for(upstream_url)
+        for name, (url, _) in targets.items():
+            portal.wait_for(url + HEALTH.get(name.split()[0], ""))
+        for url, target_key in targets.values():
+            asyncio.run(drive(url, target_key, 4, 1.0, None))  # warm-up
+        results: dict[tuple[str, int], Run] = {}
+        for concurrency in args.concurrency:
+            for name, (url, target_key) in targets.items():
+                results[name, concurrency] = asyncio.run(
+                    drive(url, target_key, concurrency, args.seconds, processes[name].pid)
+                )
+        text = report(results, args, list(targets))
         print(text)
         if args.write:
-            with (REPO / "bench" / "RESULTS.md").open("a") as results:
-                results.write("\n" + text)
+            with (REPO / "bench" / "RESULTS.md").open("a") as out:
+                out.write("\n" + text)
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=15)
+        for process in processes.values():
+            process.send_signal(signal.SIGINT)  # uvicorn shuts down; py-spy writes its profile
+        for process in processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def report(results: dict[tuple[str, int], Run], args, names: list[str]) -> str:
+    lines = [
+        f"### Gateway overhead, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"Instant upstream; direct, through LiteLLM's proxy and through the portal (SQLite, "
+        f"{'Redis' if args.redis else 'no Redis'}), non-streaming chat, {args.seconds:.0f} s per run, one invocation. "
+        "CPU ms/req: the server's own CPU time per answered request.",
+        "",
+        "| concurrency | server | p50 / p95 ms | added p50 ms | req/s | CPU ms/req | errors |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for concurrency in args.concurrency:
+        direct = results["direct", concurrency]
+        for name in names:
+            run = results[name, concurrency]
+            added = "" if name == "direct" else f"{run.p(0.5) - direct.p(0.5):.1f}"
+            lines.append(
+                f"| {concurrency} | {name} | {run.p(0.5):.1f} / {run.p(0.95):.1f} | {added} | {run.rps:.0f} | "
+                f"{run.cpu_ms_per_request:.2f} | {run.errors} |"
+            )
+    top = max(args.concurrency)
+    one, two = results["portal 1w", top], results["portal 2w", top]
+    lines += ["", f"At concurrency {top}: 2 workers / 1 worker = {two.rps / max(one.rps, 1e-9):.2f}x"]
+    if "litellm" in names:
+        lite = results["litellm", top]
+        lines[-1] += f"; portal 1 worker / LiteLLM = {one.rps / max(lite.rps, 1e-9):.2f}x req/s"
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

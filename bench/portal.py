@@ -44,7 +44,7 @@ def prepare(env: dict[str, str], extra_python: str = "") -> str:
     script = (
         "from accounts import services; from accounts.models import Plan; "
         "plan = Plan.objects.create(name='bench', requests_per_minute=10**7, tokens_per_minute=10**9, "
-        "tokens_per_day=10**10, max_tokens_per_request=4096); "
+        "tokens_per_day=10**10, max_tokens_per_request=4096, max_concurrent_requests=10**4); "
         f"user = services.user_signup(email='{EMAIL}', password='bench-pass-123456', verified=True); "
         "user.plan = plan; user.save(); " + extra_python
     )

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
+from audit.admin_mirror import AuditedAdminMixin
+from audit.models import AuditAction
 from inference.engine.types import CAPABILITIES
 from inference.models import Deployment, RegisteredModel
 from inference.runtime import get_manager
@@ -151,9 +153,27 @@ class DeploymentInline(admin.TabularInline):
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = RegisteredModelForm
     inlines = [DeploymentInline]
+    audit_create, audit_change, audit_delete = (
+        AuditAction.MODEL_CREATE,
+        AuditAction.MODEL_CHANGE,
+        AuditAction.MODEL_DELETE,
+    )
+    # Values of these are kept; upstream_api_key is named when it changes, never its value.
+    audit_values = (
+        "name",
+        "kind",
+        "backend",
+        "source",
+        "upstream_url",
+        "upstream_model",
+        "context_length",
+        "enabled",
+        "fallbacks",
+        "capabilities",
+    )
     list_display = ["name", "kind", "backend", "context_length", "enabled", "deployment_count", "load_state"]
     list_filter = ["kind", "backend", "enabled"]
     search_fields = ["name", "description"]

@@ -10,10 +10,9 @@ from __future__ import annotations
 import threading
 import time
 
-from asgiref.sync import sync_to_async
-
 from inference.engine.types import DeploymentSpec, ModelSpec
 from inference.models import Deployment, RegisteredModel
+from llmos_portal.db import db_sync_to_async
 
 REGISTRY_TTL_SECONDS = 5.0
 
@@ -76,7 +75,7 @@ def enabled_specs() -> dict[str, ModelSpec]:
 async def aenabled_specs() -> dict[str, ModelSpec]:
     """enabled_specs for async code: no thread hop while the cached copy is fresh."""
     cached = _fresh()
-    return cached if cached is not None else await sync_to_async(enabled_specs)()
+    return cached if cached is not None else await db_sync_to_async(enabled_specs)()
 
 
 def forget_cached_specs(**_kwargs) -> None:

@@ -398,9 +398,28 @@ def _first_error(detail, path: str = "") -> tuple[str, str]:
     return path, str(detail)
 
 
+_BOUND_FIELDS: dict[type, dict] = {}
+
+
+def _new_serializer(serializer_class, data: dict) -> serializers.Serializer:
+    """A serializer for `data` that shares one set of bound fields per class.
+
+    DRF deep-copies (re-instantiates) every declared field for each serializer instance: for a chat
+    request that was most of a millisecond, on every request. Validation never changes a field
+    (errors and values live in local variables, `validate_<field>` methods run on the serializer
+    itself), so the fields of one prototype instance are reused: `fields` is a cached_property,
+    filled here from the prototype's."""
+    serializer = serializer_class(data=data)
+    fields = _BOUND_FIELDS.get(serializer_class)
+    if fields is None:
+        fields = _BOUND_FIELDS.setdefault(serializer_class, serializer_class().fields)
+    serializer.__dict__["fields"] = fields
+    return serializer
+
+
 def validated(serializer_class, data: dict) -> dict:
     """Validated data, or an ApiError (400) naming the first bad parameter, e.g. messages[0].content."""
-    serializer = serializer_class(data=data)
+    serializer = _new_serializer(serializer_class, data)
     if not serializer.is_valid():
         param, message = _first_error(serializer.errors)
         raise invalid(f"Invalid value for '{param}': {message}" if param else message, param=param or None)

@@ -1,5 +1,6 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels, and the lifespan
-protocol for loading models at start-up (INFERENCE_PRELOAD) and stopping them at shutdown."""
+"""ASGI entry point: HTTP through Django (/v1's model endpoints on a lean path, see api_handler),
+websockets through Channels, and the lifespan protocol for loading models at start-up
+(INFERENCE_PRELOAD) and stopping them at shutdown."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from batches.dispatch import resume_active_batches  # noqa: E402
 from inference.lifespan import lifespan as inference_lifespan  # noqa: E402
+from llmos_portal.api_handler import ApiHandler  # noqa: E402
 from playground.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -38,7 +40,7 @@ async def lifespan(scope, receive, send) -> None:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": ApiHandler(fallback=django_asgi_app),  # /v1's hot path, else Django's full handler
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         "lifespan": lifespan,
     }

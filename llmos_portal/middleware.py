@@ -9,12 +9,14 @@ import uuid
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
+from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
+from django.utils import translation
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def _request_id_for(request) -> str:
+def request_id_for(request) -> str:
     incoming = request.headers.get("X-Request-Id", "")
     if _VALID_REQUEST_ID.match(incoming):
         return incoming
@@ -50,13 +52,13 @@ class RequestIdMiddleware(AsyncCapableMiddleware):
     """Give every request an id (the client's X-Request-Id if sane) and echo it on the response."""
 
     def handle(self, request):
-        request.request_id = _request_id_for(request)
+        request.request_id = request_id_for(request)
         response = self.get_response(request)
         response["x-request-id"] = request.request_id
         return response
 
     async def __acall__(self, request):
-        request.request_id = _request_id_for(request)
+        request.request_id = request_id_for(request)
         response = await self.get_response(request)
         response["x-request-id"] = request.request_id
         return response
@@ -135,3 +137,36 @@ class CommonMiddleware(DjangoCommonMiddleware):
         if request.method not in ("GET", "HEAD"):
             return False
         return super().should_redirect_with_slash(request)
+
+
+def is_api_path(path: str) -> bool:
+    """The programs' APIs: OpenAI's wire contract (/v1) and the portal's JSON API (/api/)."""
+    return path == "/v1" or path.startswith(("/v1/", "/api/"))
+
+
+class LocaleMiddleware(AsyncCapableMiddleware):
+    """Django's LocaleMiddleware (the switcher's cookie, else Accept-Language) for the pages; the
+    APIs always answer in English, like OpenAI's, whatever the client's Accept-Language. No
+    i18n_patterns: URLs carry no language prefix."""
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        self.django = DjangoLocaleMiddleware(get_response)  # its request/response logic, not its call
+
+    def _start(self, request) -> bool:
+        if is_api_path(request.path_info):
+            translation.activate(settings.LANGUAGE_CODE)
+            request.LANGUAGE_CODE = settings.LANGUAGE_CODE
+            return False
+        self.django.process_request(request)
+        return True
+
+    def handle(self, request):
+        localised = self._start(request)
+        response = self.get_response(request)
+        return self.django.process_response(request, response) if localised else response
+
+    async def __acall__(self, request):
+        localised = self._start(request)
+        response = await self.get_response(request)
+        return self.django.process_response(request, response) if localised else response

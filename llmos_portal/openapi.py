@@ -46,6 +46,8 @@ def _add_drf_errors(path: str, method: str, operation: dict) -> None:
         statuses |= {401, 403}
     if any(p.get("in") == "path" for p in parameters):
         statuses.add(404)
+    if any(p.get("in") == "query" and p.get("name") == "page" for p in parameters):
+        statuses.add(404)  # a page past the last (DRF's page-number pagination)
     if operation.get("requestBody") or any(p.get("in") == "query" for p in parameters):
         statuses.add(400)
     if operation.get("requestBody"):

@@ -54,16 +54,19 @@ INSTALLED_APPS = [
     "usage",
     "playground",
     "batches",
+    "audit",
 ]
 
 MIDDLEWARE = [
     "llmos_portal.middleware.RequestIdMiddleware",
+    "audit.context.AuditRequestMiddleware",  # audit records read the request being served
     "llmos_portal.faults.DatabaseUnavailableMiddleware",
     "llmos_portal.middleware.ContentSecurityPolicyMiddleware",
     "accounts.middleware.IpRulesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "llmos_portal.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "llmos_portal.middleware.LocaleMiddleware",  # pages in the visitor's language; the APIs stay English
     "llmos_portal.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -95,6 +98,7 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
+                "django.template.context_processors.i18n",
                 "django.contrib.messages.context_processors.messages",
             ],
         },
@@ -299,7 +303,12 @@ BATCH_MAX_LINES = env_int(
     "BATCH_MAX_LINES", 50_000, minimum=1
 )  # usage rows are written by a background thread (tests flush by hand)
 
-LANGUAGE_CODE = "en-us"
+# Pages in English or Simplified Chinese: the language switcher's choice (a cookie), else the
+# browser's Accept-Language. The APIs (/v1, /api, ...) always answer in English (LocaleMiddleware).
+# Catalogues: locale/<lang>/LC_MESSAGES/*.po, compiled to .mo by `make compilemessages`.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

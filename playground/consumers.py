@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import SimpleNamespace
+from typing import cast
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.http import HttpRequest
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from accounts import ip_rules
 from accounts.selectors import session_is_current
@@ -33,6 +38,15 @@ def max_message_bytes() -> int:
     return settings.PLAYGROUND_MAX_MESSAGE_BYTES
 
 
+def language_of(scope: dict) -> str:
+    """The socket's language, chosen as LocaleMiddleware chooses a page's: the switcher's cookie,
+    else the browser's Accept-Language, else English."""
+    headers = dict(scope.get("headers") or [])
+    accept = headers.get(b"accept-language", b"").decode("latin-1")
+    request = SimpleNamespace(COOKIES=scope.get("cookies") or {}, META={"HTTP_ACCEPT_LANGUAGE": accept})
+    return translation.get_language_from_request(cast(HttpRequest, request))
+
+
 class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
     # Nothing reaches this consumer through the channel layer: each socket streams from a task in
     # the process that holds it. An alias with no CHANNEL_LAYERS entry makes channels skip the
@@ -44,16 +58,21 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
+        # The user's page language for this socket's messages (its task and the generation tasks it
+        # starts). Errors that come from the shared API code (limits, the engine) stay in English.
+        translation.activate(language_of(self.scope))
         # Accept, say why, then close with 4401: a refused handshake reaches browsers as a bare 1006.
         await self.accept()
         rules = await database_sync_to_async(ip_rules.current_rules)()
         address = ip_rules.client_ip_from_scope(self.scope)
         if ip_rules.refused(rules, address, api=False):  # the operators' site-wide IP rules
-            await self.error("ip_not_allowed", f"Requests from {address} are not allowed.", status=403)
+            await self.error(
+                "ip_not_allowed", _("Requests from %(address)s are not allowed.") % {"address": address}, status=403
+            )
             await self.close(code=CLOSE_FORBIDDEN)
             return
         if user is None or not user.is_authenticated:
-            await self.error("not_authenticated", "Log in to use the playground.", status=401)
+            await self.error("not_authenticated", _("Log in to use the playground."), status=401)
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
         self.user_id = user.pk
@@ -70,7 +89,9 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
             return
         limit = max_message_bytes()
         if len(text_data) > limit or len(text_data.encode()) > limit:
-            await self.error("message_too_large", f"Messages are limited to {limit} bytes.", status=413)
+            await self.error(
+                "message_too_large", _("Messages are limited to %(limit)d bytes.") % {"limit": limit}, status=413
+            )
             return
         try:
             content = jsonbody.loads(text_data)
@@ -102,17 +123,19 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
         # Re-checked per generation: a socket opened before a logout (here or "everywhere"), a
         # password change or a deactivation must not keep generating.
         if not await self.session_is_current():
-            await self.error("not_authenticated", "Your session has ended. Log in again.", status=401)
+            await self.error("not_authenticated", _("Your session has ended. Log in again."), status=401)
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
         if self.control is not None and not self.control.settled:
-            await self.error("generation_in_progress", "A reply is still being generated; stop it first.", status=409)
+            await self.error(
+                "generation_in_progress", _("A reply is still being generated; stop it first."), status=409
+            )
             return
         limit = max_concurrent_per_user()
         if not user_slots.acquire(self.user_id, limit):
             await self.error(
                 "too_many_generations",
-                f"You already have {limit} replies generating in other tabs; wait or stop one.",
+                _("You already have %(limit)d replies generating in other tabs; wait or stop one.") % {"limit": limit},
                 status=429,
             )
             return

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.utils.translation import gettext
 
 from accounts import selectors as account_selectors
 from accounts.caller import Caller
@@ -407,7 +408,8 @@ async def run_generation(
         raise
     except Exception:
         logger.exception("playground generation failed")
-        terminal = {"type": "error", "code": "server_error", "message": "The server had an error.", "status": 500}
+        message = gettext("The server had an error.")
+        terminal = {"type": "error", "code": "server_error", "message": message, "status": 500}
     finally:
         control.settled = True
         if on_settled is not None:

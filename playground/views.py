@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import selectors as account_selectors
@@ -79,9 +80,9 @@ def conversation_rename(request: AuthenticatedRequest, conversation_id: int) -> 
     form = ConversationRenameForm(request.POST)
     if form.is_valid():
         services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
-        messages.success(request, "Conversation renamed.")
+        messages.success(request, _("Conversation renamed."))
     else:
-        messages.error(request, "A conversation needs a title of at most 200 characters.")
+        messages.error(request, _("A conversation needs a title of at most 200 characters."))
     return redirect("playground-conversation", conversation_id=conversation.pk)
 
 
@@ -91,7 +92,7 @@ def conversation_delete(request: AuthenticatedRequest, conversation_id: int) -> 
     conversation = _own_conversation(request, conversation_id)
     title = conversation.title
     services.conversation_delete(conversation=conversation)
-    messages.success(request, f"Conversation “{title}” deleted.")
+    messages.success(request, _("Conversation “%(title)s” deleted.") % {"title": title})
     return redirect("playground")
 
 
@@ -113,11 +114,11 @@ def _embedding_input(request: HttpRequest) -> tuple[str, list[str]]:
         raise invalid("`texts` must be a list of strings.", param="texts")
     texts = [text.strip() for text in texts if text.strip()]
     if not texts:
-        raise invalid("Enter at least one text.", param="texts")
+        raise invalid(_("Enter at least one text."), param="texts")
     if len(texts) > MAX_EMBEDDING_TEXTS:
-        raise invalid(f"At most {MAX_EMBEDDING_TEXTS} texts at a time.", param="texts")
+        raise invalid(_("At most %(count)d texts at a time.") % {"count": MAX_EMBEDDING_TEXTS}, param="texts")
     if sum(len(text) for text in texts) > MAX_TEXT_CHARS:
-        raise invalid(f"The texts exceed {MAX_TEXT_CHARS} characters.", param="texts")
+        raise invalid(_("The texts exceed %(count)d characters.") % {"count": MAX_TEXT_CHARS}, param="texts")
     return model, texts
 
 
@@ -127,7 +128,7 @@ async def embeddings(request: HttpRequest) -> JsonResponse:
         return ApiError("Use POST.", status=405, code="method_not_allowed", headers={"Allow": "POST"}).response()
     session_user = await request.auser()
     if not session_user.is_authenticated:
-        return ApiError("Log in to use the playground.", status=401, code="not_authenticated").response()
+        return ApiError(_("Log in to use the playground."), status=401, code="not_authenticated").response()
     request_id = getattr(request, "request_id", "") or uuid.uuid4().hex
     try:
         async with metered("playground.embeddings", request_id=request_id) as meter:
@@ -153,5 +154,5 @@ async def embeddings(request: HttpRequest) -> JsonResponse:
         return exc.response()
     except Exception:
         logger.exception("playground embeddings failed")
-        return ApiError("The server had an error.", status=500, type="server_error").response()
+        return ApiError(_("The server had an error."), status=500, type="server_error").response()
     return JsonResponse(body)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from usage.selectors import DateRange
 
@@ -10,20 +11,24 @@ MAX_RANGE_DAYS = 366
 class UsageFilterForm(forms.Form):
     """Date range and filters for the usage page and its CSV export."""
 
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")
-    model = forms.ChoiceField(required=False, choices=[("", "All models")])
-    key = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, choices=[("", "All keys")])
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label=_("From"))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label=_("To"))
+    model = forms.ChoiceField(label=_("Model"), required=False, choices=[("", _("All models"))])
+    key = forms.TypedChoiceField(
+        label=_("Key"), required=False, coerce=int, empty_value=None, choices=[("", _("All keys"))]
+    )
     status = forms.ChoiceField(
-        required=False, choices=[("", "Any status"), ("ok", "Succeeded"), ("error", "Failed")], label="Status"
+        required=False,
+        choices=[("", _("Any status")), ("ok", _("Succeeded")), ("error", _("Failed"))],
+        label=_("Status"),
     )
 
     def __init__(self, *args, models: list[str], keys: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)
         model_field, key_field = self.fields["model"], self.fields["key"]
         assert isinstance(model_field, forms.ChoiceField) and isinstance(key_field, forms.ChoiceField)
-        model_field.choices = [("", "All models"), *((name, name) for name in models)]
-        key_field.choices = [("", "All keys"), *keys]
+        model_field.choices = [("", _("All models")), *((name, name) for name in models)]
+        key_field.choices = [("", _("All keys")), *keys]
 
     def clean(self):
         cleaned = super().clean()

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from usage.models import UsageRecord
 
@@ -34,13 +35,16 @@ class DateRange:
         """Fill in the defaults (the 30 days up to today) and check the range; ValueError if bad."""
         for bound in (start, end):
             if bound is not None and not EARLIEST_DAY <= bound <= LATEST_DAY:
-                raise ValueError(f"Dates must lie between {EARLIEST_DAY} and {LATEST_DAY}.")
+                raise ValueError(
+                    _("Dates must lie between %(earliest)s and %(latest)s.")
+                    % {"earliest": EARLIEST_DAY, "latest": LATEST_DAY}
+                )
         end = end or timezone.now().date()
         start = start or end - timedelta(days=29)
         if start > end:
-            raise ValueError("The start date must not be after the end date.")
+            raise ValueError(_("The start date must not be after the end date."))
         if (end - start).days >= max_days:
-            raise ValueError(f"Choose a range of at most {max_days} days.")
+            raise ValueError(_("Choose a range of at most %(days)d days.") % {"days": max_days})
         return cls(start, end)
 
     @property

@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from accounts.selectors import api_keys_for_user
 from accounts.typing import AuthenticatedRequest
@@ -106,7 +107,7 @@ class _Echo:
 def usage_export(request: AuthenticatedRequest) -> HttpResponseBase:
     form = _filter_form(request)
     if not form.is_valid():
-        return HttpResponse("Invalid date range or filter.", status=400, content_type="text/plain")
+        return HttpResponse(_("Invalid date range or filter."), status=400, content_type="text/plain")
     period = form.cleaned_data["period"]
     rows = _filtered_rows(request, form).iterator(chunk_size=2000)
     writer = csv.writer(_Echo())

@@ -3,9 +3,16 @@
 Many sequences decode in one ``llama_decode``: every batch token carries its own sequence id,
 each sequence has its own KV cells (a non-unified cache: one stream per sequence, so attention
 only reads a sequence's own cells). Prompt chunks of newly admitted sequences ride in the same
-batch as the running sequences' decode tokens, as llama-server does. The KV of the chat
-template's shared prefix is computed once and restored into each new sequence
-(``llama_state_seq_set_data``: only the prefix cells are copied, not the whole stream).
+batch as the running sequences' decode tokens, as llama-server does.
+
+Prompt reuse, two levels (what llama-server's slots do, plus a template prefix):
+- a finished sequence's slot keeps its KV cells as a cache: a new request goes to the free slot
+  whose cached tokens share the longest prefix with its prompt and computes only the rest
+  (follow-up turns of a chat, prompts that differ at the end);
+- otherwise the KV of the chat template's shared prefix, computed once, is restored into the
+  slot (``llama_state_seq_set_data``: only the prefix cells are copied, not the whole stream).
+A finished or cancelled sequence's slot is free for the next request at once; its cells are
+overwritten from the first position that differs.
 
 Importing this module imports llama_cpp; the manager imports it only when llama.cpp is wanted.
 """
@@ -163,6 +170,14 @@ def _context(model: LlamaCppModel, *, n_ctx: int, n_seq: int, n_batch: int, n_th
     return ctx
 
 
+def _common_prefix_length(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
 class LlamaCppRunner(ModelRunner):
     """One llama.cpp context with a KV stream per batch slot (llama.cpp sequence id = slot)."""
 
@@ -191,9 +206,11 @@ class LlamaCppRunner(ModelRunner):
             raise ModelLoadError(f"llama.cpp gave {lc.llama_n_ctx_seq(self.ctx)} KV cells per sequence")
         self.mem = lc.llama_get_memory(self.ctx)
         self._batch = _Batch(n_batch)
-        self._free = list(range(max_batch_size - 1, -1, -1))  # pop() hands out slot 0 first
+        self._free = list(range(max_batch_size - 1, -1, -1))  # the last one is handed out first
+        self._cached: list[list[int]] = [[] for _ in range(max_batch_size)]  # free slot -> tokens its cells hold
         self._prefix: list[int] = []
         self._prefix_state: ctypes.Array | None = None
+        self.reused_tokens = 0  # prompt tokens not computed thanks to a slot's cache or the prefix
 
     # ---- shared prefix ------------------------------------------------------------------
     def cache_prefix(self, ids: list[int]) -> None:
@@ -223,15 +240,31 @@ class LlamaCppRunner(ModelRunner):
         return len(self._prefix)
 
     # ---- ModelRunner --------------------------------------------------------------------
+    def _best_slot(self, prompt: list[int]) -> tuple[int, int]:
+        """The free slot whose cached tokens share the longest prefix with `prompt`, and its length."""
+        best, best_len = self._free[-1], 0
+        for slot in self._free:
+            shared = _common_prefix_length(self._cached[slot], prompt)
+            if shared > best_len:
+                best, best_len = slot, shared
+        return best, best_len
+
     def add(self, seq: Sequence) -> None:
-        seq.slot = self._free.pop()
-        seq.num_computed = 0
-        n = len(self._prefix)
-        state = self._prefix_state
+        slot, shared = self._best_slot(seq.prompt_ids)
+        self._free.remove(slot)
+        self._cached[slot] = []  # from now on the cells are this sequence's
+        seq.slot = slot
         # keep at least one prompt token to compute: its logits give the first output token
-        if state is not None and len(seq.prompt_ids) > n and seq.prompt_ids[:n] == self._prefix:
-            if lc.llama_state_seq_set_data(self.ctx, state, len(state), seq.slot):
-                seq.num_computed = n
+        keep = min(shared, len(seq.prompt_ids) - 1)
+        n, state = len(self._prefix), self._prefix_state
+        if keep < n and state is not None and len(seq.prompt_ids) > n and seq.prompt_ids[:n] == self._prefix:
+            lc.llama_memory_seq_rm(self.mem, slot, -1, -1)
+            keep = n if lc.llama_state_seq_set_data(self.ctx, state, len(state), slot) else 0
+        if not lc.llama_memory_seq_rm(self.mem, slot, keep, -1):  # cells past the shared prefix
+            lc.llama_memory_seq_rm(self.mem, slot, -1, -1)
+            keep = 0
+        seq.num_computed = keep
+        self.reused_tokens += keep
 
     def execute(self, plan: StepPlan) -> list[LogitsGroup]:
         b = self._batch
@@ -266,20 +299,29 @@ class LlamaCppRunner(ModelRunner):
         return [(wanted, logits)]
 
     def release(self, seqs: Iterable[Sequence]) -> None:
+        """The slots are free at once; their cells stay as a cache of the tokens they hold."""
         for seq in seqs:
             if seq.slot >= 0:
-                lc.llama_memory_seq_rm(self.mem, seq.slot, -1, -1)
+                self._cached[seq.slot] = (seq.prompt_ids + seq.out_ids)[: seq.num_computed]
                 self._free.append(seq.slot)
                 seq.slot = -1
+
+    def forget_cache(self) -> None:
+        """Free slots stop offering their cells (the next sequence in each computes from scratch)."""
+        self._cached = [[] for _ in range(self.max_batch_size)]
 
     def reset(self) -> None:
         lc.llama_memory_clear(self.mem, True)
         self._free = list(range(self.max_batch_size - 1, -1, -1))
+        self.forget_cache()
 
     def kv_tokens(self) -> int:
-        """KV cells held by all sequences, read from llama.cpp itself."""
+        """KV cells held by running sequences (free slots' caches not counted), from llama.cpp."""
         total = 0
+        free = set(self._free)
         for slot in range(self.max_batch_size):
+            if slot in free:
+                continue
             top = lc.llama_memory_seq_pos_max(self.mem, slot)
             if top >= 0:
                 total += top - lc.llama_memory_seq_pos_min(self.mem, slot) + 1
@@ -340,6 +382,9 @@ class LlamaCppTextGenerator(BatchedTextGenerator):
         self.scheduler = Scheduler(self.llama_runner, output, name=spec.name, max_queue=max_queue)
 
     # ---- prompt handling ----------------------------------------------------------------
+    def stats(self) -> dict:
+        return {**super().stats(), "reused_prompt_tokens": self.llama_runner.reused_tokens}
+
     def render_prompt(self, request: GenerationRequest) -> str:
         if request.messages is not None:
             if not request.messages:

@@ -2,6 +2,7 @@
 // Plain ES modules, no build step; the pieces live in ./playground/. User text is only ever
 // written with textContent (never innerHTML).
 
+import { gettext, interpolate } from "./i18n.js";
 import { bindComposer } from "./playground/composer.js";
 import { bindEmbeddings } from "./playground/embeddings.js";
 import { findElements, readJson } from "./playground/page.js";
@@ -44,26 +45,26 @@ function start(root) {
   };
   ctx.socket = new PlaygroundSocket(config.wsPath, {
     onOpen() {
-      setStatus(ctx, "Connected.");
+      setStatus(ctx, gettext("Connected."));
       setGenerating(ctx, false);
     },
     onEvent(event) {
       handleEvent(ctx, event);
     },
     onClose() {
-      if (ctx.state.generating) failReply(ctx, "The connection dropped; the reply was interrupted.");
+      if (ctx.state.generating) failReply(ctx, gettext("The connection dropped; the reply was interrupted."));
       setGenerating(ctx, false);
     },
     onSessionEnded(code) {
       setStatus(
         ctx,
         code === CLOSE_FORBIDDEN
-          ? "Requests from your address are not allowed here."
-          : "Your session has ended. Log in again to use the playground.",
+          ? gettext("Requests from your address are not allowed here.")
+          : gettext("Your session has ended. Log in again to use the playground."),
       );
     },
     onReconnecting(seconds) {
-      setStatus(ctx, `Disconnected. Reconnecting in ${seconds} s…`);
+      setStatus(ctx, interpolate(gettext("Disconnected. Reconnecting in %(seconds)s s…"), { seconds }));
     },
   });
 

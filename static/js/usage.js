@@ -4,6 +4,8 @@
 
 /* global Chart */
 
+import { gettext } from "./i18n.js";
+
 const common = {
   responsive: true,
   maintainAspectRatio: false,
@@ -24,11 +26,11 @@ const source = document.getElementById("usage-data");
 if (source && typeof Chart !== "undefined") {
   const data = JSON.parse(source.textContent);
   draw(data, "requests-chart", [
-    { label: "Succeeded", data: data.requests.map((n, i) => n - data.errors[i]), backgroundColor: "#3451d1" },
-    { label: "Failed", data: data.errors, backgroundColor: "#b42318" },
+    { label: gettext("Succeeded"), data: data.requests.map((n, i) => n - data.errors[i]), backgroundColor: "#3451d1" },
+    { label: gettext("Failed"), data: data.errors, backgroundColor: "#b42318" },
   ]);
   draw(data, "tokens-chart", [
-    { label: "Prompt tokens", data: data.prompt_tokens, backgroundColor: "#7a8ce6" },
-    { label: "Completion tokens", data: data.completion_tokens, backgroundColor: "#067647" },
+    { label: gettext("Prompt tokens"), data: data.prompt_tokens, backgroundColor: "#7a8ce6" },
+    { label: gettext("Completion tokens"), data: data.completion_tokens, backgroundColor: "#067647" },
   ]);
 }

@@ -40,12 +40,14 @@ def credentials(portal_server) -> dict[str, str]:
 
 # Two operations also depend on state the schema cannot describe, and only there may a
 # schema-valid request get a 400 (its reason in the body): creating and rotating keys (how many
-# active keys the user has, MAX_ACTIVE_KEYS_PER_USER; whether `expires_at` is still ahead) and the
-# usage range (at most 366 days, counted from today when `end` is left out).
+# active keys the user has, MAX_ACTIVE_KEYS_PER_USER; whether `expires_at` is still ahead), the
+# usage range (at most 366 days, counted from today when `end` is left out) and the audit log's
+# filters (`start` after `end`; a page past the last is a 404).
 _MAY_REFUSE = {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"]}}
 STATEFUL = [
     {"include-path-regex": r"^/api/keys/(\{id\}/rotate/)?$", "include-method": "POST", "checks": _MAY_REFUSE},
     {"include-path": "/api/usage/", "include-method": "GET", "checks": _MAY_REFUSE},
+    {"include-path": "/api/audit/", "include-method": "GET", "checks": _MAY_REFUSE},
 ]
 
 

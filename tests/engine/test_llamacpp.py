@@ -87,7 +87,29 @@ async def test_template_prefix_is_computed_once_and_reused(make_llama):
     assert gen.encode(request)[: len(prefix)] == prefix
     with_prefix = await gen.generate(request)
     gen.llama_runner._prefix_state = None  # every prompt computed from its first token
+    gen.llama_runner.forget_cache()
     assert await gen.generate(request) == with_prefix
+
+
+@pytest.mark.asyncio
+async def test_a_free_slot_serves_a_prompt_that_shares_its_cached_prefix(make_llama):
+    """llama-server's slot cache: a finished sequence's cells stay in its slot; the next prompt
+    sharing a longer prefix with them than the template's computes only the rest, with the
+    same result as computing it whole."""
+    gen = make_llama(max_batch_size=2)
+    first = chat("Write a long, detailed story about the sea.", max_tokens=8)
+    follow = chat("Write a long, detailed story about a robot.", max_tokens=8)
+    shared = next(i for i, (a, b) in enumerate(zip(gen.encode(first), gen.encode(follow), strict=False)) if a != b)
+    assert shared > gen.llama_runner.prefix_tokens
+    await gen.generate(first)
+    before = gen.stats()["reused_prompt_tokens"]
+    reused = await gen.generate(follow)
+    assert gen.stats()["reused_prompt_tokens"] - before == shared
+    assert gen.stats()["kv_tokens"] == 0  # a cached slot is free: nothing counted as held
+    gen.llama_runner.forget_cache()
+    gen.llama_runner._prefix_state = None
+    assert await gen.generate(follow) == reused
+    assert gen.stats()["reused_prompt_tokens"] - before == shared  # computed from its first token
 
 
 @pytest.mark.asyncio

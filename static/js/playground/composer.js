@@ -1,6 +1,7 @@
 // The message box: Enter or Send starts a generation, Escape or Stop cancels it.
 // Builds the `generate` and `stop` messages described in docs/playground.md.
 
+import { gettext } from "../i18n.js";
 import { startReply } from "./reply.js";
 import { readParams } from "./settings.js";
 import { setGenerating, setStatus } from "./status.js";
@@ -11,12 +12,12 @@ function send(ctx) {
   if (state.generating) return;
   const text = els.input.value;
   if (!text.trim()) {
-    setStatus(ctx, "Type a message first.");
+    setStatus(ctx, gettext("Type a message first."));
     els.input.focus();
     return;
   }
   if (!socket.ready) {
-    setStatus(ctx, "Not connected yet; try again in a moment.");
+    setStatus(ctx, gettext("Not connected yet; try again in a moment."));
     return;
   }
   const mode = state.mode === "completion" ? "completion" : "chat";
@@ -36,13 +37,13 @@ function send(ctx) {
   }
   const raw = JSON.stringify(payload);
   if (new Blob([raw]).size > config.maxMessageBytes) {
-    setStatus(ctx, "This conversation is too long to send; start a new one.");
+    setStatus(ctx, gettext("This conversation is too long to send; start a new one."));
     return;
   }
   startReply(ctx, userTurn);
   els.input.value = "";
   setGenerating(ctx, true);
-  setStatus(ctx, "Waiting for the model…");
+  setStatus(ctx, gettext("Waiting for the model…"));
   socket.sendText(raw);
   updateCode(ctx);
 }
@@ -50,7 +51,7 @@ function send(ctx) {
 function stop(ctx) {
   if (!ctx.state.generating) return;
   ctx.socket.send({ type: "stop" });
-  setStatus(ctx, "Stopping…");
+  setStatus(ctx, gettext("Stopping…"));
 }
 
 export function bindComposer(ctx) {

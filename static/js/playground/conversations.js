@@ -1,5 +1,7 @@
 // The sidebar's list of saved conversations.
 
+import { gettext } from "../i18n.js";
+
 /** Point the address bar at a conversation the server just created, and list it first. */
 export function rememberConversation(config, id, title, model) {
   const url = config.conversationUrl.replace("{id}", String(id));
@@ -20,11 +22,11 @@ export function rememberConversation(config, id, title, model) {
   item.className = "current";
   const link = document.createElement("a");
   link.href = url;
-  link.textContent = title || "New conversation";
+  link.textContent = title || gettext("New conversation");
   link.setAttribute("aria-current", "page");
   const info = document.createElement("span");
   info.className = "pg-muted";
-  info.textContent = `${model} · just now`;
+  info.textContent = `${model} · ${gettext("just now")}`;
   item.append(link, info);
   target.prepend(item);
 }

@@ -1,6 +1,7 @@
 // The Embeddings tab: embeds one text per line over fetch (not the websocket) and shows the
 // pairwise cosine similarity matrix.
 
+import { gettext, interpolate, ngettext } from "../i18n.js";
 import { csrfToken } from "./page.js";
 
 function similarityColour(value) {
@@ -17,12 +18,12 @@ function renderSimilarity(els, result) {
   table.replaceChildren();
   const caption = document.createElement("caption");
   caption.className = "visually-hidden";
-  caption.textContent = "Pairwise cosine similarity between the texts";
+  caption.textContent = gettext("Pairwise cosine similarity between the texts");
   const head = document.createElement("thead");
   const headRow = document.createElement("tr");
   const corner = document.createElement("th");
   corner.scope = "col";
-  corner.textContent = "Text";
+  corner.textContent = gettext("Text");
   headRow.append(corner);
   result.texts.forEach((text, i) => {
     const th = document.createElement("th");
@@ -49,9 +50,15 @@ function renderSimilarity(els, result) {
     bodyEl.append(tr);
   });
   table.append(caption, head, bodyEl);
-  els.embedSummary.textContent =
-    `${result.texts.length} text${result.texts.length === 1 ? "" : "s"} · ${result.dimensions} dimensions · ` +
-    `${result.usage.prompt_tokens} tokens · ${result.model}`;
+  const count = result.texts.length;
+  els.embedSummary.textContent = [
+    interpolate(ngettext("%(count)s text", "%(count)s texts", count), { count }),
+    interpolate(gettext("%(count)s dimensions"), { count: result.dimensions }),
+    interpolate(ngettext("%(count)s token", "%(count)s tokens", result.usage.prompt_tokens), {
+      count: result.usage.prompt_tokens,
+    }),
+    result.model,
+  ].join(" · ");
   els.embedResult.hidden = false;
 }
 
@@ -61,11 +68,11 @@ export function bindEmbeddings(ctx) {
     event.preventDefault();
     const texts = els.embedTexts.value.split("\n").filter((t) => t.trim());
     if (!texts.length) {
-      els.embedStatus.textContent = "Enter at least one text.";
+      els.embedStatus.textContent = gettext("Enter at least one text.");
       return;
     }
     els.embedButton.disabled = true;
-    els.embedStatus.textContent = "Embedding…";
+    els.embedStatus.textContent = gettext("Embedding…");
     try {
       const response = await fetch(config.embeddingsUrl, {
         method: "POST",
@@ -76,13 +83,16 @@ export function bindEmbeddings(ctx) {
       const data = await response.json().catch(() => ({}));
       if (!response.ok) {
         const error = data.error || {};
-        els.embedStatus.textContent = `Error (${error.code || response.status}): ${error.message || "request failed"}`;
+        els.embedStatus.textContent = interpolate(gettext("Error (%(code)s): %(message)s"), {
+          code: error.code || response.status,
+          message: error.message || gettext("request failed"),
+        });
         return;
       }
       renderSimilarity(els, data);
-      els.embedStatus.textContent = "Done.";
+      els.embedStatus.textContent = gettext("Done.");
     } catch {
-      els.embedStatus.textContent = "The request failed; check your connection.";
+      els.embedStatus.textContent = gettext("The request failed; check your connection.");
     } finally {
       els.embedButton.disabled = false;
     }

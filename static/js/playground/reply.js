@@ -1,6 +1,7 @@
 // Renders the server's events for one generation into the transcript as they stream in.
 // The events and their fields: docs/playground.md ("Websocket protocol", server to client).
 
+import { gettext, interpolate } from "../i18n.js";
 import { rememberConversation } from "./conversations.js";
 import { setGenerating, setStatus } from "./status.js";
 import { addTurn, scrollToEnd, setMeta } from "./transcript.js";
@@ -32,7 +33,7 @@ export function handleEvent(ctx, event) {
         state.conversationId = event.conversation_id;
         rememberConversation(ctx.config, event.conversation_id, event.conversation_title, event.model);
       }
-      setStatus(ctx, "Generating…");
+      setStatus(ctx, gettext("Generating…"));
       break;
     case "token":
       if (!reply) return;
@@ -45,7 +46,7 @@ export function handleEvent(ctx, event) {
       setMeta(reply.meta, event.usage.completion_tokens, event.tokens_per_s, false);
       reply.turn.classList.remove("is-streaming");
       finishReply(ctx, reply);
-      setStatus(ctx, event.finish_reason === "length" ? "Done (reached max tokens)." : "Done.");
+      setStatus(ctx, event.finish_reason === "length" ? gettext("Done (reached max tokens).") : gettext("Done."));
       break;
     case "stopped":
       if (!reply) return;
@@ -55,17 +56,17 @@ export function handleEvent(ctx, event) {
         setMeta(reply.meta, event.usage.completion_tokens, event.tokens_per_s, true);
         finishReply(ctx, reply);
       } else {
-        reply.meta.textContent = "Stopped before the first token.";
+        reply.meta.textContent = gettext("Stopped before the first token.");
         state.reply = null;
       }
       setGenerating(ctx, false);
-      setStatus(ctx, "Stopped.");
+      setStatus(ctx, gettext("Stopped."));
       break;
     case "error":
       if (reply) {
-        failReply(ctx, event.message || "Something went wrong.", event.code);
+        failReply(ctx, event.message || gettext("Something went wrong."), event.code);
       } else {
-        setStatus(ctx, `Error: ${event.message || event.code}`);
+        setStatus(ctx, interpolate(gettext("Error: %(message)s"), { message: event.message || event.code }));
       }
       setGenerating(ctx, false);
       break;
@@ -90,8 +91,10 @@ export function failReply(ctx, message, code) {
   if (!reply) return;
   reply.turn.classList.remove("is-streaming");
   reply.turn.classList.add("is-error");
-  reply.meta.textContent = `Error${code ? ` (${code})` : ""}: ${message}`;
+  reply.meta.textContent = code
+    ? interpolate(gettext("Error (%(code)s): %(message)s"), { code, message })
+    : interpolate(gettext("Error: %(message)s"), { message });
   reply.meta.setAttribute("role", "alert");
   if (reply.pendingUser && !els.input.value) els.input.value = reply.pendingUser.content; // not saved: retry
-  setStatus(ctx, `Error: ${message}`);
+  setStatus(ctx, interpolate(gettext("Error: %(message)s"), { message }));
 }

@@ -1,5 +1,6 @@
 // The Chat / Completion / Embeddings tabs (ARIA tabs: arrow keys, Home and End move between them).
 
+import { gettext } from "../i18n.js";
 import { updateCode } from "./viewcode.js";
 
 export function setMode(ctx, mode) {
@@ -15,7 +16,7 @@ export function setMode(ctx, mode) {
   els.embeddingsPanel.hidden = !embeddings;
   if (!embeddings) els.generatePanel.setAttribute("aria-labelledby", `tab-${mode}`);
   els.systemField.hidden = mode !== "chat";
-  els.inputLabel.textContent = mode === "completion" ? "Prompt (raw text, no chat template)" : "Message";
+  els.inputLabel.textContent = mode === "completion" ? gettext("Prompt (raw text, no chat template)") : gettext("Message");
   updateCode(ctx);
 }
 

@@ -1,5 +1,7 @@
 // The transcript: one <article> per turn. User text is only ever written with textContent.
 
+import { gettext, interpolate, ngettext } from "../i18n.js";
+
 export function addTurn(ctx, role, text) {
   const { els, state } = ctx;
   if (els.empty) els.empty.hidden = true;
@@ -7,7 +9,8 @@ export function addTurn(ctx, role, text) {
   turn.className = `pg-turn pg-${role}`;
   const who = document.createElement("h3");
   who.className = "pg-who";
-  who.textContent = role === "user" ? (state.mode === "completion" ? "Prompt" : "You") : "Model";
+  who.textContent =
+    role === "user" ? (state.mode === "completion" ? gettext("Prompt") : gettext("You")) : gettext("Model");
   const body = document.createElement("div");
   body.className = "pg-body";
   body.textContent = text;
@@ -26,8 +29,10 @@ export function scrollToEnd(ctx) {
 /** "Stopped · 12 tokens · 30.1 tok/s" under a reply. */
 export function setMeta(meta, tokens, tokensPerS, stopped) {
   const parts = [];
-  if (stopped) parts.push("Stopped");
-  if (tokens !== null && tokens !== undefined) parts.push(`${tokens} token${tokens === 1 ? "" : "s"}`);
-  if (tokensPerS) parts.push(`${Number(tokensPerS).toFixed(1)} tok/s`);
+  if (stopped) parts.push(gettext("Stopped"));
+  if (tokens !== null && tokens !== undefined) {
+    parts.push(interpolate(ngettext("%(count)s token", "%(count)s tokens", tokens), { count: tokens }));
+  }
+  if (tokensPerS) parts.push(interpolate(gettext("%(speed)s tok/s"), { speed: Number(tokensPerS).toFixed(1) }));
   meta.textContent = parts.join(" · ");
 }
