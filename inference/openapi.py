@@ -4,9 +4,10 @@ Written by hand to match inference.serializers (requests) and inference.openai_f
 and merged into /api/schema/ by `llmos_portal.openapi.postprocess`. Constraints the views enforce
 are stated here too (lengths, ranges, `echo`/`suffix` unsupported), so a client
 generated from the schema sends what the server accepts. Two rules the format cannot state are in
-the descriptions: `stream_options` needs `stream: true`, `dimensions` must be the model's own, and
-the optional parameters (tools, response_format, logprobs, logit_bias) need a model whose upstream
-supports them (else 400 `unsupported_parameter` naming the parameter).
+the descriptions: `stream_options` needs `stream: true`, and `dimensions` must be the model's own.
+The optional OpenAI parameters (tools, response_format, logprobs, logit_bias) are described with the
+values every model accepts; their full OpenAI form is accepted by the models whose upstream supports
+them (their capabilities, state the schema cannot describe: otherwise a 400 naming the parameter).
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ _FINISH = {
     "description": "In-process models: stop or length. Upstream models: the upstream's own (tool_calls, ...).",
     "example": "stop",
 }
-_UPSTREAM_ONLY = " Needs a model whose upstream supports it (its capabilities); otherwise 400 naming it."
+_UPSTREAM_ONLY = (
+    " Every model accepts the values described here; OpenAI's full form is accepted by models whose"
+    " upstream supports it (their capabilities): elsewhere a 400 `unsupported_parameter` names it."
+)
 
 SCHEMAS: dict[str, Any] = {
     "OpenAIError": {
@@ -94,9 +98,9 @@ SCHEMAS: dict[str, Any] = {
     },
     "ChatMessage": {
         "type": "object",
-        "required": ["role"],
-        "description": "`content` may be null only in an assistant message with `tool_calls`; a `tool` message "
-        "needs `tool_call_id`. Tool fields need a model with the `tools` capability.",
+        "required": ["role", "content"],
+        "description": "Models with the `tools` capability also take OpenAI's tool fields: `tool_calls` (an "
+        "assistant message, whose content may then be null) and `tool_call_id` (a `tool` message).",
         "properties": {
             "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
             "content": {
@@ -117,8 +121,6 @@ SCHEMAS: dict[str, Any] = {
                 ],
             },
             "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _NOT_BLANK},
-            "tool_calls": {"type": "array", "items": _ref("ToolCall"), "minItems": 1},
-            "tool_call_id": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NOT_BLANK},
         },
     },
     "StreamOptions": {
@@ -261,9 +263,8 @@ _SAMPLING: dict[str, Any] = {
     "logit_bias": _nullable(
         {
             "type": "object",
-            "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100},
-            "maxProperties": 300,
-            "description": "Token id (digits) -> bias." + _UPSTREAM_ONLY,
+            "maxProperties": 0,
+            "description": "Token id (digits) -> bias from -100 to 100." + _UPSTREAM_ONLY,
         }
     ),
 }
@@ -287,50 +288,21 @@ SCHEMAS["ChatCompletionRequest"] = {
             {
                 "type": "object",
                 "required": ["type"],
-                "properties": {
-                    "type": {"type": "string", "enum": ["text", "json_object", "json_schema"]},
-                    "json_schema": {"type": "object", "description": "With type json_schema: name, schema, strict."},
-                },
-                "description": "`text` works everywhere; json_object and json_schema:" + _UPSTREAM_ONLY,
+                "properties": {"type": {"type": "string", "enum": ["text"]}},
+                "description": "json_object and json_schema (OpenAI's form)." + _UPSTREAM_ONLY,
             }
         ),
         "tools": _nullable(
             {
                 "type": "array",
-                "maxItems": 128,
-                "items": {
-                    "type": "object",
-                    "required": ["type", "function"],
-                    "properties": {
-                        "type": {"type": "string", "enum": ["function"]},
-                        "function": {
-                            "type": "object",
-                            "required": ["name"],
-                            "properties": {
-                                "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
-                                "description": {"type": "string"},
-                                "parameters": {"type": "object"},
-                                "strict": {"type": "boolean", "nullable": True},
-                            },
-                        },
-                    },
-                },
-                "description": "Function tools." + _UPSTREAM_ONLY,
+                "maxItems": 0,
+                "items": {},
+                "description": "Function tools (with tool_choice and parallel_tool_calls)." + _UPSTREAM_ONLY,
             }
         ),
-        "tool_choice": _nullable(
-            {
-                "description": "none, auto, required or one function; needs tools (none is always accepted).",
-                "oneOf": [
-                    {"type": "string", "enum": ["none", "auto", "required"]},
-                    {"type": "object", "required": ["type", "function"]},
-                ],
-            }
-        ),
-        "parallel_tool_calls": _nullable({"type": "boolean", "description": "Only with tools." + _UPSTREAM_ONLY}),
-        "logprobs": _nullable({"type": "boolean", "description": "true:" + _UPSTREAM_ONLY}),
-        "top_logprobs": _nullable(
-            {"type": "integer", "minimum": 0, "maximum": 20, "description": "Needs logprobs: true." + _UPSTREAM_ONLY}
+        "tool_choice": _nullable({"type": "string", "enum": ["none"], "description": "Needs tools." + _UPSTREAM_ONLY}),
+        "logprobs": _nullable(
+            {"type": "boolean", "enum": [False, None], "description": "true (and top_logprobs)." + _UPSTREAM_ONLY}
         ),
     },
 }
@@ -352,7 +324,6 @@ SCHEMAS["CompletionRequest"] = {
             ],
         },
         **_SAMPLING,
-        "logprobs": _nullable({"type": "integer", "minimum": 0, "maximum": 5, "description": _UPSTREAM_ONLY.strip()}),
         "echo": _nullable({"type": "boolean", "enum": [False, None], "description": "Not supported."}),
         "suffix": _nullable({"type": "string", "maxLength": 0, "description": "Not supported."}),
     },
