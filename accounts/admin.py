@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts import services
-from accounts.models import ApiKey, IpRule, Plan, User
+from accounts.models import ApiKey, Invitation, IpRule, Membership, Organization, Plan, User
 from audit.admin_mirror import AuditedAdminMixin
 from audit.models import AuditAction
 from audit.services import audit_record
@@ -34,6 +34,7 @@ class PlanAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "max_tokens_per_request",
         "max_prompt_tokens_per_request",
         "max_concurrent_requests",
+        "monthly_token_budget",
         "is_default",
     ]
 
@@ -62,7 +63,11 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     list_display = ["username", "email", "plan", "is_active", "email_verified", "is_staff", "date_joined"]
     list_filter = ["plan", "is_active", "is_staff", "email_verified"]
     list_select_related = ["plan"]
-    fieldsets = (*(DjangoUserAdmin.fieldsets or ()), ("Plan", {"fields": ("plan", "email_verified")}))
+    fieldsets = (
+        *(DjangoUserAdmin.fieldsets or ()),
+        ("Plan", {"fields": ("plan", "email_verified")}),
+        ("Budget alerts", {"fields": ("alert_webhook_url",)}),
+    )
 
 
 @admin.action(description="Revoke selected keys")
@@ -90,12 +95,12 @@ class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
             return AuditAction.API_KEY_LIMITS_CHANGE
         return AuditAction.API_KEY_RENAME if changed == ["name"] else AuditAction.API_KEY_UPDATE
 
-    list_display = ["name", "prefix", "user", "status", "created_at", "expires_at", "last_used_at"]
-    list_select_related = ["user"]
+    list_display = ["name", "prefix", "user", "organization", "status", "created_at", "expires_at", "last_used_at"]
+    list_select_related = ["user", "organization"]
     list_filter = ["revoked_at", "expires_at"]
     search_fields = ["name", "prefix", "user__email"]
     exclude = ["digest"]
-    readonly_fields = ["user", "prefix", "created_at", "revoked_at", "last_used_at", "rotated_from"]
+    readonly_fields = ["user", "organization", "prefix", "created_at", "revoked_at", "last_used_at", "rotated_from"]
     actions = [revoke_keys]
 
     def has_add_permission(self, request) -> bool:
@@ -110,3 +115,30 @@ class IpRuleAdmin(admin.ModelAdmin):
     list_display = ["network", "action", "scope", "enabled", "note", "created_at"]
     list_filter = ["scope", "action", "enabled"]
     search_fields = ["network", "note"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+class InvitationInline(admin.TabularInline):
+    model = Invitation
+    extra = 0
+    fields = ["email", "role", "invited_by", "created_at", "accepted_at"]
+    readonly_fields = ["email", "role", "invited_by", "created_at", "accepted_at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # invitations are sent by owners and admins, with a signed link
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    """Operators choose an organization's plan; its members manage the rest in the console."""
+
+    list_display = ["name", "plan", "monthly_token_budget", "created_at"]
+    list_filter = ["plan"]
+    list_select_related = ["plan"]
+    search_fields = ["name", "memberships__user__email"]
+    inlines = [MembershipInline, InvitationInline]

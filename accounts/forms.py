@@ -68,6 +68,13 @@ class ApiKeyCreateForm(forms.Form):
     allowed_ips = forms.CharField(
         required=False, label=_("Allowed IPs / CIDR ranges (optional, comma-separated)"), max_length=2000
     )
+    monthly_token_budget = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=10**15,
+        label=_("Monthly token budget (optional)"),
+        help_text=_("Tokens this key may use per calendar month (UTC)."),
+    )
 
     def clean_allowed_models(self) -> list[str]:
         return _split(self.cleaned_data["allowed_models"])

@@ -25,6 +25,16 @@ class Plan(models.Model):
         default=4, db_default=4, help_text="Requests one API key (or a playground user) may have running at once."
     )
     allowed_models = models.JSONField(default=list, blank=True, help_text="Model names; empty means all models.")
+    monthly_token_budget = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text=_("Tokens per calendar month (UTC) for each user or organization on this plan; empty means none."),
+    )
+    knowledge_max_bytes = models.PositiveBigIntegerField(
+        default=50_000_000,
+        db_default=50_000_000,
+        help_text=_("Total size of the documents a user may keep in knowledge bases."),
+    )
     is_default = models.BooleanField(
         default=False, help_text="Given to new users at signup, and governs every user who has no plan."
     )
@@ -48,6 +58,9 @@ class User(AbstractUser):
     email_verified = models.BooleanField(default=False)
     # Raised to sign the user out everywhere: sessions and JWTs carry the value they were issued with.
     auth_epoch = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    # Budget alerts (80 % and 100 % of a monthly budget) are also POSTed here, signed with the secret.
+    alert_webhook_url = models.URLField(blank=True, default="", db_default="")
+    alert_webhook_secret = models.CharField(max_length=64, blank=True, default="", db_default="", editable=False)
 
     def _get_session_auth_hash(self, secret=None) -> str:
         """Django's HMAC of the password hash, also bound to auth_epoch once it is raised (at 0 the
@@ -62,10 +75,88 @@ class User(AbstractUser):
         ).hexdigest()
 
 
+class Organization(models.Model):
+    """A team: members with roles, keys of its own, its plan and its monthly budget.
+
+    Requests on an organization's keys count against the organization's plan (its limits per
+    minute and day, and its monthly budget), and are attributed to the member who created the key."""
+
+    name = models.CharField(max_length=100)
+    plan = models.ForeignKey(
+        Plan,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="organizations",
+        help_text=_("Empty: the default plan."),
+    )
+    monthly_token_budget = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text=_("Tokens per calendar month (UTC) for the whole organization; empty means the plan's."),
+    )
+    alert_webhook_url = models.URLField(blank=True, default="")
+    alert_webhook_secret = models.CharField(max_length=64, blank=True, default="", editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", _("Owner")
+        ADMIN = "admin", _("Admin")
+        MEMBER = "member", _("Member")
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+    @property
+    def manages(self) -> bool:
+        """Owners and admins manage members and every key of the organization, and see all its usage."""
+        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
+
+class Invitation(models.Model):
+    """An invitation by e-mail; its link is signed and expires (accounts.org_services)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=8, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.organization}"
+
+
 class ApiKey(models.Model):
-    """An issued API key. The raw key is never stored: only its SHA-256 digest and a visible prefix."""
+    """An issued API key. The raw key is never stored: only its SHA-256 digest and a visible prefix.
+
+    A key of an organization (`organization` set) is billed to the organization and attributed to
+    `user`, the member who created it."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys"
+    )
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=32, db_index=True)
     digest = models.CharField(max_length=64, unique=True)
@@ -79,6 +170,9 @@ class ApiKey(models.Model):
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_day = models.PositiveIntegerField(null=True, blank=True)
+    monthly_token_budget = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text=_("Tokens per calendar month (UTC) for this key; empty means none.")
+    )
     rotated_from = models.OneToOneField(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rotated_to"
     )

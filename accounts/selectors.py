@@ -5,16 +5,18 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from accounts.caller import builtin_default_plan
-from accounts.models import ApiKey, Plan, User
+from accounts.models import ApiKey, Organization, Plan, User
 
 
 def api_keys_for_user(*, user: User) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(user=user).order_by("-created_at")
+    """The user's personal keys (not those they created in an organization)."""
+    return ApiKey.objects.filter(user=user, organization__isnull=True).order_by("-created_at")
 
 
 def api_key_for_user(*, user: User, key_id: int) -> ApiKey:
-    """The user's own key; raises ApiKey.DoesNotExist for anyone else's (answer 404, not 403)."""
-    return ApiKey.objects.select_related("user").get(user=user, pk=key_id)
+    """The user's own personal key; raises ApiKey.DoesNotExist for anyone else's (answer 404, not
+    403). Organization keys are managed through accounts.org_selectors."""
+    return ApiKey.objects.select_related("user").get(user=user, organization__isnull=True, pk=key_id)
 
 
 def default_plan() -> Plan:
@@ -25,6 +27,11 @@ def default_plan() -> Plan:
 def plan_for_user(*, user: User) -> Plan:
     """The plan that governs `user`: their own, else the default plan. Never "unlimited" by omission."""
     return user.plan if user.plan is not None else default_plan()
+
+
+def plan_for_organization(*, organization: Organization) -> Plan:
+    """The plan that governs an organization's keys: its own, else the default plan."""
+    return organization.plan if organization.plan is not None else default_plan()
 
 
 def user_with_plan(*, user_id: int, active_only: bool = False) -> User:

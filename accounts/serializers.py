@@ -18,6 +18,7 @@ class PlanSerializer(serializers.ModelSerializer):
             "max_prompt_tokens_per_request",
             "max_concurrent_requests",
             "allowed_models",
+            "monthly_token_budget",
         ]
 
 
@@ -43,6 +44,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "last_used_at",
             "allowed_models",
             "allowed_ips",
+            "monthly_token_budget",
+            "organization",
         ]
         read_only_fields = fields
 
@@ -53,6 +56,13 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     allowed_models = serializers.ListField(child=StrictCharField(max_length=200), required=False, max_length=100)
     allowed_ips = serializers.ListField(
         child=StrictCharField(max_length=64), required=False, max_length=100, help_text="Addresses or CIDR networks."
+    )
+    monthly_token_budget = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=10**15,
+        help_text="Tokens this key may use per calendar month (UTC); null: no budget of its own.",
     )
 
     def validate_expires_at(self, value):

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -24,7 +25,7 @@ from accounts.exceptions import (
     RevokedApiKey,
     UnknownApiKey,
 )
-from accounts.models import ApiKey, Plan, User
+from accounts.models import ApiKey, Organization, Plan, User
 from audit.models import AuditAction
 from audit.services import audit_record
 from llmos_portal.db import db_sync_to_async
@@ -112,25 +113,35 @@ def normalise_networks(values: Iterable[str]) -> list[str]:
     return networks
 
 
-def _active_key_count(user: User) -> int:
+def _active_key_count(user: User, organization: Organization | None = None) -> int:
+    """The user's active keys: their own, or those they created in `organization` (each counted apart)."""
     now = timezone.now()
     return (
-        ApiKey.objects.filter(user=user, revoked_at__isnull=True)
+        ApiKey.objects.filter(user=user, organization=organization, revoked_at__isnull=True)
         .exclude(expires_at__isnull=False, expires_at__lte=now)
         .count()
     )
 
 
-LIMIT_OVERRIDES = ("requests_per_minute", "tokens_per_minute", "tokens_per_day")
+LIMIT_OVERRIDES = ("requests_per_minute", "tokens_per_minute", "tokens_per_day", "monthly_token_budget")
 
 
 def _new_key(
-    *, user: User, name: str, expires_at, allowed_models, allowed_ips, rotated_from=None, **overrides
+    *,
+    user: User,
+    name: str,
+    expires_at,
+    allowed_models,
+    allowed_ips,
+    rotated_from=None,
+    organization: Organization | None = None,
+    **overrides,
 ) -> tuple[ApiKey, str]:
     raw_key = keys.generate_key()
     api_key = ApiKey.objects.create(
         **overrides,
         user=user,
+        organization=organization,
         name=name,
         prefix=keys.visible_prefix(raw_key),
         digest=keys.digest(raw_key),
@@ -150,31 +161,43 @@ def api_key_create(
     expires_at: datetime | None = None,
     allowed_models: Iterable[str] = (),
     allowed_ips: Iterable[str] = (),
+    monthly_token_budget: int | None = None,
+    organization: Organization | None = None,
     actor: User | None = None,
 ) -> tuple[ApiKey, str]:
-    """Issue a key. Returns the row and the raw key, which the caller shows exactly once.
-    `actor` is who asked (for the audit log; None: the system, e.g. `manage.py create_api_key`)."""
+    """Issue a key (of `organization` when given: billed to it, attributed to `user`; the caller
+    checks membership, see accounts.org_services). Returns the row and the raw key, which the
+    caller shows exactly once. `actor` is who asked (for the audit log; None: the system, e.g.
+    `manage.py create_api_key`)."""
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError(_("The expiry must be in the future."))
     # Lock the user row so two concurrent creates can't both pass the limit check.
     User.objects.select_for_update().filter(pk=user.pk).first()
-    if _active_key_count(user) >= settings.MAX_ACTIVE_KEYS_PER_USER:
+    if _active_key_count(user, organization) >= settings.MAX_ACTIVE_KEYS_PER_USER:
         raise ApiKeyLimitReached(
             _("You already have %(count)d active keys; revoke one first.")
             % {"count": settings.MAX_ACTIVE_KEYS_PER_USER}
         )
     api_key, raw_key = _new_key(
-        user=user, name=name, expires_at=expires_at, allowed_models=allowed_models, allowed_ips=allowed_ips
+        user=user,
+        name=name,
+        expires_at=expires_at,
+        allowed_models=allowed_models,
+        allowed_ips=allowed_ips,
+        organization=organization,
+        monthly_token_budget=monthly_token_budget,
     )
     audit_record(
         action=AuditAction.API_KEY_CREATE,
         actor=actor,
         target=api_key,
+        org_id=organization.pk if organization is not None else None,
         metadata={
             "prefix": api_key.prefix,
             "expires_at": api_key.expires_at,
             "allowed_models": api_key.allowed_models,
             "allowed_ips": api_key.allowed_ips,
+            "monthly_token_budget": api_key.monthly_token_budget,
         },
     )
     return api_key, raw_key
@@ -229,6 +252,7 @@ def api_key_rotate(*, api_key: ApiKey, actor: User | None = None) -> tuple[ApiKe
         allowed_models=api_key.allowed_models,
         allowed_ips=api_key.allowed_ips,
         rotated_from=api_key,
+        organization=api_key.organization,
         **{field: getattr(api_key, field) for field in LIMIT_OVERRIDES},
     )
     audit_record(
@@ -249,6 +273,7 @@ def _cache_key(key_digest: str) -> str:
 _KEY_FIELDS = (
     "id",
     "user_id",
+    "organization_id",
     "name",
     "prefix",
     "created_at",
@@ -269,19 +294,24 @@ _PLAN_FIELDS = (
     "max_prompt_tokens_per_request",
     "max_concurrent_requests",
     "allowed_models",
+    "monthly_token_budget",
     "is_default",
 )
+_ORGANIZATION_FIELDS = ("id", "name", "plan_id", "monthly_token_budget")
 
 
 def _entry_of(api_key: ApiKey) -> dict:
-    """The cacheable form of a key: plain values. The plan is the one that governs its owner."""
-    from accounts.selectors import plan_for_user
+    """The cacheable form of a key: plain values. The plan is the one that governs the key: its
+    organization's for an organization's key, else its owner's."""
+    from accounts.selectors import plan_for_organization, plan_for_user
 
-    plan = plan_for_user(user=api_key.user)
+    organization = api_key.organization
+    plan = plan_for_organization(organization=organization) if organization else plan_for_user(user=api_key.user)
     return {
         "key": {name: getattr(api_key, name) for name in _KEY_FIELDS},
         "user": {name: getattr(api_key.user, name) for name in _USER_FIELDS},
         "plan": {name: getattr(plan, name) for name in _PLAN_FIELDS},
+        "organization": {name: getattr(organization, name) for name in _ORGANIZATION_FIELDS} if organization else None,
     }
 
 
@@ -289,16 +319,24 @@ def _key_from_entry(entry: dict) -> ApiKey:
     """Unsaved-looking instances rebuilt from a cache entry: enough for auth, never to be saved."""
     plan = Plan(**entry["plan"])
     user = User(**entry["user"], password="!")  # an unusable password: this instance is not the row
-    user.plan = plan  # the plan that governs the user (the default plan when they have none)
+    user.plan = plan  # the plan that governs this key's requests (the default plan when there is none)
     api_key = ApiKey(**entry["key"])
     api_key.user = user
+    if entry["organization"] is not None:
+        organization = Organization(**entry["organization"])
+        organization.plan = plan
+        api_key.organization = organization
     return api_key
 
 
 def _load_key(key_digest: str) -> ApiKey | None:
     """The key row with its user and plan from the database, then kept in the cache (as plain
     values: see _entry_of)."""
-    api_key = ApiKey.objects.select_related("user", "user__plan").filter(digest=key_digest).first()
+    api_key = (
+        ApiKey.objects.select_related("user", "user__plan", "organization", "organization__plan")
+        .filter(digest=key_digest)
+        .first()
+    )
     if api_key is None:
         return None
     entry = _entry_of(api_key)
@@ -337,6 +375,17 @@ def api_key_cache_forget_for_plan(*, plan: Plan) -> None:
     keys_qs = ApiKey.objects.filter(user__plan=plan)
     api_key_cache_forget(digests=keys_qs.values_list("digest", flat=True))
     api_key_cache_forget(digests=ApiKey.objects.filter(user__plan__isnull=True).values_list("digest", flat=True))
+    org_keys = ApiKey.objects.filter(organization__isnull=False)
+    api_key_cache_forget(
+        digests=org_keys.filter(Q(organization__plan=plan) | Q(organization__plan__isnull=True)).values_list(
+            "digest", flat=True
+        )
+    )
+
+
+def api_key_cache_forget_for_organization(*, organization: Organization) -> None:
+    """Drop the cached entries of the organization's keys (its plan or budget changed)."""
+    api_key_cache_forget(digests=ApiKey.objects.filter(organization=organization).values_list("digest", flat=True))
 
 
 def _digest_of_well_formed(raw_key: str) -> str:

@@ -6,7 +6,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from accounts import services
-from accounts.models import ApiKey, IpRule, Plan, User
+from accounts.models import ApiKey, IpRule, Organization, Plan, User
 
 # Saves that change nothing auth reads (Django's login writes last_login).
 _IRRELEVANT_USER_FIELDS = frozenset({"last_login"})
@@ -35,6 +35,12 @@ def _key_changed(sender, instance: ApiKey, **kwargs) -> None:
 @receiver(post_delete, sender=Plan)
 def _plan_changed(sender, instance: Plan, **kwargs) -> None:
     services.api_key_cache_forget_for_plan(plan=instance)
+
+
+@receiver(post_save, sender=Organization)
+def _organization_changed(sender, instance: Organization, created: bool, raw: bool = False, **kwargs) -> None:
+    if not created and not raw:  # its plan or budget may have changed: both are cached with its keys
+        services.api_key_cache_forget_for_organization(organization=instance)
 
 
 @receiver(post_save, sender=IpRule)

@@ -5,7 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from rest_framework.routers import SimpleRouter
 from rest_framework_simplejwt.views import TokenRefreshView
 
-from accounts import api, views
+from accounts import api, org_api, org_views, views
 
 router = SimpleRouter()
 router.register("keys", api.ApiKeyViewSet, basename="api-keys")
@@ -47,6 +47,25 @@ console_urls: list[URLPattern | URLResolver] = [
     path("keys/<int:key_id>/rename/", views.key_rename, name="key-rename"),
     path("keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("keys/<int:key_id>/rotate/", views.key_rotate, name="key-rotate"),
+    # Organizations (accounts.org_views): to anyone not a member, each of these answers 404.
+    path("orgs/", org_views.organizations, name="orgs"),
+    path("orgs/<int:org_id>/", org_views.org_detail, name="org-detail"),
+    path("orgs/<int:org_id>/settings/", org_views.org_settings, name="org-settings"),
+    path("orgs/<int:org_id>/invitations/", org_views.org_invite, name="org-invite"),
+    path(
+        "orgs/<int:org_id>/invitations/<int:invitation_id>/revoke/",
+        org_views.org_invitation_revoke,
+        name="org-invitation-revoke",
+    ),
+    path("orgs/<int:org_id>/members/<int:membership_id>/role/", org_views.org_member_role, name="org-member-role"),
+    path(
+        "orgs/<int:org_id>/members/<int:membership_id>/remove/", org_views.org_member_remove, name="org-member-remove"
+    ),
+    path("orgs/<int:org_id>/leave/", org_views.org_leave, name="org-leave"),
+    path("orgs/<int:org_id>/delete/", org_views.org_delete, name="org-delete"),
+    path("orgs/<int:org_id>/keys/", org_views.org_key_create, name="org-key-create"),
+    path("orgs/<int:org_id>/keys/<int:key_id>/revoke/", org_views.org_key_revoke, name="org-key-revoke"),
+    path("invitations/<str:token>/", org_views.invitation_accept, name="invitation-accept"),
 ]
 
 api_urls: list[URLPattern | URLResolver] = [
@@ -54,5 +73,6 @@ api_urls: list[URLPattern | URLResolver] = [
     path("token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("me/", api.MeView.as_view(), name="api-me"),
     path("logout/everywhere/", api.LogoutEverywhereView.as_view(), name="api-logout-everywhere"),
+    *org_api.urls,
     path("", include(router.urls)),
 ]

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.pagination import PageNumberPagination
 
+from accounts.org_selectors import org_ids_of
 from audit.models import AuditAction, AuditEvent
 from audit.selectors import EARLIEST_DAY, LATEST_DAY, audit_event_for_viewer, audit_events_for_user
 
@@ -87,7 +88,11 @@ class AuditEventListView(generics.ListAPIView):
         query.is_valid(raise_exception=True)
         data = query.validated_data
         return audit_events_for_user(
-            user=self.request.user, action=data.get("action", ""), start=data.get("start"), end=data.get("end")
+            user=self.request.user,
+            org_ids=org_ids_of(user=self.request.user),
+            action=data.get("action", ""),
+            start=data.get("start"),
+            end=data.get("end"),
         )
 
     @extend_schema(

@@ -39,6 +39,7 @@ class AuditAction(models.TextChoices):
     ORG_CREATE = "org.create", _("Organization created")
     ORG_CHANGE = "org.change", _("Organization changed")
     ORG_DELETE = "org.delete", _("Organization deleted")
+    ORG_INVITE = "org.invite", _("Invitation to an organization sent")
     ORG_MEMBER_ADD = "org.member_add", _("Organization member added")
     ORG_MEMBER_REMOVE = "org.member_remove", _("Organization member removed")
     ORG_ROLE_CHANGE = "org.role_change", _("Organization member role changed")

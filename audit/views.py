@@ -9,6 +9,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.translation import gettext
 
+from accounts.org_selectors import org_ids_of
 from accounts.typing import AuthenticatedRequest
 from audit.exports import csv_lines
 from audit.forms import AuditFilterForm
@@ -20,7 +21,11 @@ PAGE_SIZE = 50
 def _events(request: AuthenticatedRequest, form: AuditFilterForm):
     data = form.cleaned_data
     return audit_events_for_user(
-        user=request.user, action=data.get("action") or "", start=data.get("start"), end=data.get("end")
+        user=request.user,
+        org_ids=org_ids_of(user=request.user),
+        action=data.get("action") or "",
+        start=data.get("start"),
+        end=data.get("end"),
     )
 
 

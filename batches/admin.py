@@ -10,7 +10,7 @@ class FileAdmin(admin.ModelAdmin):
     list_display = ("id", "user", "filename", "purpose", "bytes", "line_count", "created_at")
     list_filter = ("purpose",)
     search_fields = ("id", "filename", "user__email")
-    exclude = ("content",)
+    exclude = ("content", "data")
     readonly_fields = ("id", "user", "filename", "purpose", "bytes", "line_count", "created_at")
 
 

@@ -30,7 +30,7 @@ def _configure() -> None:
         task_ignore_result=True,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
-        imports=["batches.tasks"],
+        imports=["batches.tasks", "knowledge.tasks"],
     )
 
 

@@ -1,6 +1,7 @@
-"""Where batch jobs run: on Celery workers when BROKER_URL is set (`make worker`), else on a
-background thread of the server process, so `make run` alone runs them (BATCH_RUNNER overrides:
-`celery`, `thread`, or `off` for tests that drive the runner themselves)."""
+"""Where batch jobs (and knowledge base document ingestion) run: on Celery workers when BROKER_URL
+is set (`make worker`), else on a background thread of the server process, so `make run` alone
+runs them (BATCH_RUNNER overrides: `celery`, `thread`, or `off` for tests that drive the runner
+themselves)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-_jobs: queue.Queue[str] = queue.Queue()
+_jobs: queue.Queue[tuple[str, str]] = queue.Queue()  # (kind, id): ("batch", id) or ("document", id)
 _thread: threading.Thread | None = None
 _thread_lock = threading.Lock()
 
@@ -25,20 +26,36 @@ def batch_enqueue(*, batch_id: str) -> None:
         run_batch.apply_async(args=[batch_id])
     elif runner == "thread":
         _ensure_thread()
-        _jobs.put(batch_id)
+        _jobs.put(("batch", batch_id))
+
+
+def document_enqueue(*, document_id: int) -> None:
+    """Ingest a knowledge base document (knowledge.ingest) off the request path."""
+    runner = settings.BATCH_RUNNER
+    if runner == "celery":
+        from knowledge.tasks import ingest_document
+
+        ingest_document.apply_async(args=[document_id])
+    elif runner == "thread":
+        _ensure_thread()
+        _jobs.put(("document", str(document_id)))
 
 
 def resume_active_batches() -> int:
-    """At server start (thread runner): queue every unfinished batch again; they resume where
-    they stopped. With Celery the broker redelivers them instead."""
+    """At server start (thread runner): queue every unfinished batch and document again; they
+    resume where they stopped. With Celery the broker redelivers them instead."""
     if settings.BATCH_RUNNER != "thread":
         return 0
     from batches.selectors import active_batch_ids
+    from knowledge.selectors import unfinished_document_ids
 
     ids = active_batch_ids()
     for batch_id in ids:
         batch_enqueue(batch_id=batch_id)
-    return len(ids)
+    documents = unfinished_document_ids()
+    for document_id in documents:
+        document_enqueue(document_id=document_id)
+    return len(ids) + len(documents)
 
 
 def _ensure_thread() -> None:
@@ -54,13 +71,17 @@ def _work() -> None:
 
     from batches.runner import batch_run
     from batches.tasks import run_async
+    from knowledge.ingest import document_ingest
 
     while True:
-        batch_id = _jobs.get()
+        kind, job_id = _jobs.get()
         close_old_connections()
         try:
-            run_async(batch_run(batch_id=batch_id))
+            if kind == "document":
+                run_async(document_ingest(document_id=int(job_id)))
+            else:
+                run_async(batch_run(batch_id=job_id))
         except Exception:
-            logger.exception("batch %s: run failed", batch_id)
+            logger.exception("%s %s: run failed", kind, job_id)
         finally:
             close_old_connections()

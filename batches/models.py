@@ -30,6 +30,7 @@ class File(models.Model):
     class Purpose(models.TextChoices):
         BATCH = "batch"
         BATCH_OUTPUT = "batch_output"
+        ASSISTANTS = "assistants"  # a document for knowledge bases (vector stores)
 
     id = models.CharField(primary_key=True, max_length=40, default=new_file_id, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="files")
@@ -37,6 +38,7 @@ class File(models.Model):
     purpose = models.CharField(max_length=32, choices=Purpose.choices)
     bytes = models.PositiveBigIntegerField(default=0)
     content = models.TextField(blank=True)  # JSONL; in the database so every worker and host reads it
+    data = models.BinaryField(null=True, blank=True)  # `assistants` files: the bytes as uploaded (PDF, ...)
     line_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -20,7 +20,7 @@ from asgiref.sync import sync_to_async
 
 from accounts.caller import Caller
 from accounts.models import ApiKey
-from accounts.selectors import user_with_plan
+from accounts.selectors import plan_for_organization, user_with_plan
 from batches import services
 from batches.models import Batch, BatchLine
 from inference import openai_format as fmt
@@ -84,11 +84,13 @@ async def _execute(endpoint: str, body: dict, caller: Caller, meter: RequestMete
 
 def _caller_for(batch_id: str) -> Caller | ApiError:
     """The batch's key as it is now: a revoked or expired key fails the remaining lines."""
-    batch = Batch.objects.select_related("api_key__user__plan").get(pk=batch_id)
+    batch = Batch.objects.select_related("api_key__user__plan", "api_key__organization__plan").get(pk=batch_id)
     api_key: ApiKey | None = batch.api_key
     if api_key is None or not api_key.is_active:
         return ApiError("The API key that created this batch is no longer valid.", status=401, code="invalid_api_key")
     api_key.user = user_with_plan(user_id=api_key.user_id)  # no plan: the default plan, as on /v1
+    if api_key.organization is not None:  # an organization's key: its plan governs, as on /v1
+        api_key.organization.plan = plan_for_organization(organization=api_key.organization)
     return Caller.for_key(api_key)
 
 

@@ -11,7 +11,7 @@ def file_for_user(*, user: User, file_id: str) -> File | None:
 
 
 def files_for_user(*, user: User, purpose: str | None = None, limit: int = 100) -> list[File]:
-    files = File.objects.filter(user=user).defer("content")
+    files = File.objects.filter(user=user).defer("content", "data")
     if purpose:
         files = files.filter(purpose=purpose)
     return list(files.order_by("-created_at")[:limit])

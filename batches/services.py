@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, User
 from batches.models import Batch, BatchLine, File
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
+from usage.budgets import budget_usage_add
 from usage.recorder import UsageEvent, usage_row
 
 # What a batch line may call, and the serializer its body must pass.
@@ -100,9 +101,12 @@ def parse_batch_input(text: str) -> list[InputLine]:
 
 
 def file_create(*, user: User, filename: str, purpose: str, data: bytes) -> File:
-    """Store an uploaded file; a `batch` file must be UTF-8 JSONL whose every line is a valid request."""
+    """Store an uploaded file; a `batch` file must be UTF-8 JSONL whose every line is a valid
+    request; an `assistants` file is a document for knowledge bases (text, Markdown, HTML, PDF)."""
+    if purpose == File.Purpose.ASSISTANTS:
+        return _document_file_create(user=user, filename=filename, data=data)
     if purpose != File.Purpose.BATCH:
-        raise BatchInputError("Only purpose 'batch' is supported.", param="purpose")
+        raise BatchInputError("'purpose' must be 'batch' or 'assistants'.", param="purpose")
     if len(data) > settings.BATCH_FILE_MAX_BYTES:
         raise BatchInputError(f"The file is larger than {settings.BATCH_FILE_MAX_BYTES} bytes.", param="file")
     try:
@@ -118,6 +122,39 @@ def file_create(*, user: User, filename: str, purpose: str, data: bytes) -> File
         content=text,
         line_count=len(lines),
     )
+
+
+def _document_file_create(*, user: User, filename: str, data: bytes) -> File:
+    """A document for knowledge bases, within the file size limit and the plan's storage quota."""
+    from accounts.selectors import user_with_plan
+    from knowledge.parsing import SUPPORTED, is_supported
+    from knowledge.selectors import assistants_bytes_for_user
+
+    if not data:
+        raise BatchInputError("The file is empty.", param="file")
+    if len(data) > settings.KNOWLEDGE_FILE_MAX_BYTES:
+        raise BatchInputError(f"The file is larger than {settings.KNOWLEDGE_FILE_MAX_BYTES} bytes.", param="file")
+    if not is_supported(filename, data):
+        raise BatchInputError(f"Unsupported file type: use one of {', '.join(SUPPORTED)}.", param="file")
+    with transaction.atomic():
+        # One upload at a time per user, so two cannot both fit in the last of the quota.
+        owner = user_with_plan(user_id=user.pk)
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        quota = owner.plan.knowledge_max_bytes if owner.plan is not None else 0
+        used = assistants_bytes_for_user(user=user)
+        if used + len(data) > quota:
+            raise BatchInputError(
+                f"Your plan allows {quota} bytes of documents; {used} are used and this file has {len(data)}."
+                " Delete documents to make room.",
+                param="file",
+            )
+        return File.objects.create(
+            user=user,
+            filename=filename[:255] or "document.txt",
+            purpose=File.Purpose.ASSISTANTS,
+            bytes=len(data),
+            data=data,
+        )
 
 
 def file_delete(*, file: File) -> None:
@@ -242,6 +279,7 @@ def batch_line_complete(
         line.save(update_fields=["state", "status_code", "response", "finished_at"])
         if usage is not None:
             usage_row(usage).save()
+            transaction.on_commit(lambda: budget_usage_add(events=[usage]))
         counter = "completed" if done else "failed"
         Batch.objects.filter(pk=line.batch_id).update(**{counter: F(counter) + 1})
     return True

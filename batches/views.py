@@ -79,6 +79,10 @@ async def file_detail(request: HttpRequest, meter: RequestMeter, file_id: str) -
 @openai_endpoint("files", "GET")
 async def file_content(request: HttpRequest, meter: RequestMeter, file_id: str) -> HttpResponseBase:
     found = await _own_file(request, meter, file_id)
+    if found.data is not None:  # a document (purpose `assistants`), as uploaded
+        response = HttpResponse(bytes(found.data), content_type="application/octet-stream")
+        response["Content-Disposition"] = f'attachment; filename="{found.filename}"'
+        return response
     response = HttpResponse(found.content.encode(), content_type="application/jsonl")
     response["Content-Disposition"] = f'attachment; filename="{found.filename}"'
     return response

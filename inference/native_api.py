@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from adrf.views import APIView
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
@@ -27,6 +28,8 @@ from inference.serializers import (
     GenerateResponseSerializer,
     GenerateSerializer,
 )
+from knowledge import retrieval
+from knowledge import selectors as knowledge_selectors
 from usage.metering import LimitExceeded, RequestMeter, metered
 
 logger = logging.getLogger(__name__)
@@ -136,7 +139,12 @@ class AskView(TaskView):
     @extend_schema(
         request=AskSerializer,
         responses={200: AskResponseSerializer, **ERRORS},
-        summary="Answer a question, optionally from a given context",
+        summary="Answer a question, optionally from a given context or from a knowledge base",
+        description=(
+            "With `knowledge_base`, the question is embedded with the base's model, its most relevant passages "
+            "are found, and the answer is made from them and returned with `citations`. When no passage is "
+            "relevant, `found` is false and the answer says so (nothing is generated)."
+        ),
         tags=["tasks"],
     )
     async def post(self, request):
@@ -144,6 +152,8 @@ class AskView(TaskView):
 
     async def run(self, data, model, meter):
         max_tokens = services.sampling_params({"max_tokens": data["max_length"]}, plan=meter.caller.plan).max_tokens
+        if data.get("knowledge_base"):
+            return await self._from_knowledge_base(data, model, meter, max_tokens)
         return await tasks.ask(
             model=model,
             question=data["question"],
@@ -151,6 +161,36 @@ class AskView(TaskView):
             max_tokens=max_tokens,
             check_prompt=meter.check_prompt_tokens,
         )
+
+    async def _from_knowledge_base(self, data, model, meter, max_tokens) -> dict:
+        base = await sync_to_async(knowledge_selectors.knowledge_base_for_user)(
+            user=meter.caller.user, knowledge_base_id=data["knowledge_base"]
+        )
+        if base is None:
+            raise ApiError(
+                f"No such knowledge base: {data['knowledge_base']}",
+                status=404,
+                param="knowledge_base",
+                code="knowledge_base_not_found",
+            )
+        grounded = await retrieval.ask(
+            knowledge_base=base,
+            caller=meter.caller,
+            model=model,
+            question=data["question"],
+            max_tokens=max_tokens,
+            check_prompt=meter.check_prompt_tokens,
+            request_id=meter.request_id,
+            context=data.get("context", ""),
+        )
+        return {
+            "answer": grounded.answer,
+            "model": model,
+            "found": grounded.found,
+            "citations": grounded.citations,
+            "prompt_tokens": grounded.prompt_tokens,
+            "completion_tokens": grounded.completion_tokens,
+        }
 
 
 class ClassifyView(TaskView):

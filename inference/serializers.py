@@ -326,8 +326,23 @@ class GenerateResponseSerializer(serializers.Serializer):
 class AskSerializer(serializers.Serializer):
     question = StrictCharField(max_length=10_000)
     context = StrictCharField(required=False, allow_blank=True, max_length=MAX_TEXT_CHARS)  # type: ignore[assignment]
+    knowledge_base = StrictCharField(
+        required=False,
+        max_length=40,
+        help_text="A knowledge base (vector store) id, `vs_...`: the answer comes from its most relevant passages "
+        "(and `context`, if given), with citations.",
+    )
     model = StrictCharField(required=False, max_length=200)
     max_length = StrictIntegerField(required=False, default=128, min_value=1, max_value=2048)
+
+
+class CitationSerializer(serializers.Serializer):
+    document = serializers.CharField(help_text="The document's file name")
+    file_id = serializers.CharField()
+    chunk_id = serializers.IntegerField()
+    chunk_index = serializers.IntegerField(help_text="The passage's position in its document, from 0")
+    score = serializers.FloatField(help_text="Cosine similarity between the question and the passage")
+    text = serializers.CharField()
 
 
 class AskResponseSerializer(serializers.Serializer):
@@ -335,6 +350,11 @@ class AskResponseSerializer(serializers.Serializer):
     model = serializers.CharField()
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
+    found = serializers.BooleanField(
+        required=False,
+        help_text="With `knowledge_base`: whether relevant passages were found (else no answer is made up)",
+    )
+    citations = CitationSerializer(many=True, required=False, help_text="With `knowledge_base`: the passages used")
 
 
 class ClassifySerializer(serializers.Serializer):

@@ -4,6 +4,7 @@ from django.urls import path, re_path
 
 from batches import urls as batches_urls
 from inference import native_api, openai_views
+from knowledge import urls as knowledge_urls
 
 openai_urls = [
     path("models", openai_views.models_list, name="v1-models"),
@@ -12,6 +13,7 @@ openai_urls = [
     path("completions", openai_views.completions, name="v1-completions"),
     path("embeddings", openai_views.embeddings, name="v1-embeddings"),
     *batches_urls.openai_urls,  # files and batches
+    *knowledge_urls.openai_urls,  # vector stores
     re_path(r"^(?P<rest>(?s:.*))$", openai_views.not_found),  # (?s): a %0A in the path is still ours
 ]
 

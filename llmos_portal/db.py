@@ -9,22 +9,29 @@ before and after each call, in the thread that owns the connection.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def close_stale_connections() -> None:
     """close_old_connections, except for a connection inside a transaction (never ours to close:
-    a caller's atomic block, or a test's)."""
+    a caller's atomic block, or a test's). Best effort: if a connection cannot even be checked,
+    the next query on it reports the problem where it is handled (a 503 on the APIs)."""
     for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
+        if connection.in_atomic_block:
+            continue
+        try:
             connection.close_if_unusable_or_obsolete()
+        except Exception:
+            logger.debug("could not check database connection %r", connection.alias, exc_info=True)
 
 
 def db_sync_to_async(func: Callable[P, R]):

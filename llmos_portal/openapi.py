@@ -86,6 +86,7 @@ def _describe_char_fields(schema: dict) -> None:
 
 def postprocess(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
     from inference import openapi as openai_schema
+    from knowledge import openapi as knowledge_schema
 
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("ErrorDetail", DETAIL)
@@ -104,7 +105,9 @@ def postprocess(result: dict[str, Any], generator, request, public) -> dict[str,
             if field in properties:
                 properties[field].update(patch)
     schemas.update(openai_schema.SCHEMAS)
+    schemas.update(knowledge_schema.SCHEMAS)
     result.setdefault("paths", {}).update(openai_schema.PATHS)
+    result["paths"].update(knowledge_schema.PATHS)
     tags = result.setdefault("tags", [])
     if not any(tag.get("name") == openai_schema.TAG for tag in tags):
         tags.append({"name": openai_schema.TAG, "description": "The OpenAI-compatible API, with API keys."})

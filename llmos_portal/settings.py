@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "playground",
     "batches",
     "audit",
+    "knowledge",
 ]
 
 MIDDLEWARE = [
@@ -116,6 +117,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
+    # sqlite-vec (knowledge bases) is a loadable extension; Python builds without extension loading
+    # get a sqlite3 module that has it (pysqlite3), before Django's backend imports sqlite3.
+    from knowledge.sqlite_driver import use_sqlite_with_extensions
+
+    use_sqlite_with_extensions()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -302,6 +308,20 @@ BATCH_FILE_MAX_BYTES = env_int("BATCH_FILE_MAX_BYTES", 100_000_000, minimum=1024
 BATCH_MAX_LINES = env_int(
     "BATCH_MAX_LINES", 50_000, minimum=1
 )  # usage rows are written by a background thread (tests flush by hand)
+
+# --- Knowledge bases (documents -> chunks -> vectors; /v1/vector_stores, /api/v1/ask) ---
+# auto: sqlite-vec on SQLite, pgvector (HNSW) on PostgreSQL with the `vector` extension, else an
+# exact numpy search over the stored vectors (one matrix per base, cached per worker).
+KNOWLEDGE_VECTOR_INDEX = env_str("KNOWLEDGE_VECTOR_INDEX", "auto")
+if KNOWLEDGE_VECTOR_INDEX not in {"auto", "sqlite-vec", "pgvector", "numpy"}:
+    raise ImproperlyConfigured(
+        f"KNOWLEDGE_VECTOR_INDEX={KNOWLEDGE_VECTOR_INDEX!r}: use auto, sqlite-vec, pgvector or numpy."
+    )
+KNOWLEDGE_FILE_MAX_BYTES = env_int("KNOWLEDGE_FILE_MAX_BYTES", 20_000_000, minimum=1024)
+KNOWLEDGE_CHUNK_CHARS = env_int("KNOWLEDGE_CHUNK_CHARS", 800, minimum=100)
+KNOWLEDGE_CHUNK_OVERLAP = env_int("KNOWLEDGE_CHUNK_OVERLAP", 160, minimum=0)
+KNOWLEDGE_MIN_SCORE = float(env_str("KNOWLEDGE_MIN_SCORE", "0.25"))  # below: "not in the knowledge base"
+
 
 # Pages in English or Simplified Chinese: the language switcher's choice (a cookie), else the
 # browser's Accept-Language. The APIs (/v1, /api, ...) always answer in English (LocaleMiddleware).

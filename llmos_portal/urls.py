@@ -14,6 +14,7 @@ from audit import urls as audit_urls
 from batches import urls as batches_urls
 from inference.openai_views import not_found as openai_not_found
 from inference.urls import native_urls, openai_urls
+from knowledge import urls as knowledge_urls
 from llmos_portal import views
 from usage import urls as usage_urls
 
@@ -22,6 +23,7 @@ console_urls: list[URLPattern | URLResolver] = [
     *usage_urls.console_urls,
     *batches_urls.console_urls,
     *audit_urls.console_urls,
+    *knowledge_urls.console_urls,
 ]
 portal_api_urls: list[URLPattern | URLResolver] = [
     *accounts_urls.api_urls,

@@ -31,6 +31,10 @@ from inference import services as inference_services
 from inference.engine.types import EngineError, GenerationRequest
 from inference.errors import ApiError, from_engine_error, from_limit_exceeded, invalid
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, validated
+from knowledge import formats as knowledge_formats
+from knowledge import retrieval
+from knowledge import selectors as knowledge_selectors
+from knowledge.models import KnowledgeBase
 from playground import selectors, services
 from playground.models import Conversation, Message
 from usage.metering import LimitExceeded, RequestMeter, metered
@@ -107,12 +111,20 @@ class GenerateCommand:
     user_content: str  # the turn saved as the user's: the last chat message or the raw prompt
     data: dict  # serializer-validated request data (messages or prompt, sampling parameters)
     params: dict  # the parameters to remember on the conversation
+    knowledge_base: str | None = None  # chat grounded on this knowledge base's passages
 
-    def generation_request(self, *, plan) -> GenerationRequest:
+    def generation_request(self, *, plan, grounding: str = "") -> GenerationRequest:
+        """The request for the engine; `grounding` (passages from a knowledge base) goes into
+        the system message, after the user's own system prompt."""
         params = inference_services.sampling_params(self.data, plan=plan)
         if self.mode == Conversation.Mode.CHAT:
-            messages = tuple({"role": m["role"], "content": m["content"]} for m in self.data["messages"])
-            return GenerationRequest(params=params, messages=messages)
+            messages = [{"role": m["role"], "content": m["content"]} for m in self.data["messages"]]
+            if grounding:
+                if messages[0]["role"] == "system":
+                    messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{grounding}"}
+                else:
+                    messages.insert(0, {"role": "system", "content": grounding})
+            return GenerationRequest(params=params, messages=tuple(messages))
         return GenerationRequest(params=params, prompt=self.data["prompt"])
 
 
@@ -136,6 +148,11 @@ def parse_generate(payload: dict) -> GenerateCommand:
     system = payload.get("system") or ""
     if not isinstance(system, str):
         raise invalid("`system` must be a string.", param="system")
+    knowledge_base = payload.get("knowledge_base") or None
+    if knowledge_base is not None and (not isinstance(knowledge_base, str) or len(knowledge_base) > 40):
+        raise invalid("`knowledge_base` must be a knowledge base id or null.", param="knowledge_base")
+    if knowledge_base is not None and mode != Conversation.Mode.CHAT:
+        raise invalid("A knowledge base grounds chats only.", param="knowledge_base")
     params = _clean_params(payload.get("params"))
     model = payload.get("model")
     if mode == Conversation.Mode.CHAT:
@@ -162,6 +179,7 @@ def parse_generate(payload: dict) -> GenerateCommand:
         user_content=user_content,
         data=data,
         params=remembered,
+        knowledge_base=knowledge_base,
     )
 
 
@@ -179,6 +197,26 @@ def _check_conversation(user: User, conversation_id: int | None) -> Conversation
         raise ApiError(
             "That conversation does not exist.", status=404, param="conversation_id", code="not_found"
         ) from None
+
+
+def _check_knowledge_base(user: User, knowledge_base_id: str | None) -> KnowledgeBase | None:
+    """The user's own knowledge base, or a 404 `not_found` ApiError for anyone else's."""
+    if knowledge_base_id is None:
+        return None
+    base = knowledge_selectors.knowledge_base_for_user(user=user, knowledge_base_id=knowledge_base_id)
+    if base is None:
+        raise ApiError("That knowledge base does not exist.", status=404, param="knowledge_base", code="not_found")
+    return base
+
+
+GROUNDING_FOUND = (
+    "Answer the user's last question from these passages of the knowledge base \u201c{name}\u201d, citing them "
+    "by number like [1]. If they do not contain the answer, say so.\n\n{passages}"
+)
+GROUNDING_NOT_FOUND = (
+    "The knowledge base \u201c{name}\u201d has no passage about the user's last question. Tell the user that "
+    "the answer is not in the knowledge base; do not make one up."
+)
 
 
 def _open_conversation(
@@ -225,6 +263,7 @@ class PlaygroundGeneration:
         self.generation: inference_services.Generation | None = None
         self.parts: list[str] = []
         self.started_at = time.perf_counter()
+        self.citations: dict | None = None  # the `citations` event of a grounded chat
 
     async def emit(self, event: dict) -> None:
         if self.control.disconnected:
@@ -251,8 +290,24 @@ class PlaygroundGeneration:
         assert caller is not None, "admit() comes first"
         spec = await inference_services.model_for_caller(command.model, caller=caller, kind="chat")
         self.meter.model = spec.name
-        request = command.generation_request(plan=caller.plan)
         existing = await database_sync_to_async(_check_conversation)(user, command.conversation_id)
+        base = await database_sync_to_async(_check_knowledge_base)(user, command.knowledge_base)
+        grounding = ""
+        if base is not None:
+            results = await retrieval.search_for_answer(
+                knowledge_base=base, caller=caller, question=command.user_content, request_id=self.control.generation_id
+            )
+            self.citations = {
+                "type": "citations",
+                "knowledge_base": base.pk,
+                "found": bool(results),
+                "citations": [knowledge_formats.citation(result) for result in results],
+            }
+            if results:
+                grounding = GROUNDING_FOUND.format(name=base.name, passages=retrieval.context_from(results))
+            else:
+                grounding = GROUNDING_NOT_FOUND.format(name=base.name)
+        request = command.generation_request(plan=caller.plan, grounding=grounding)
         return command, request, existing
 
     async def start(
@@ -281,6 +336,8 @@ class PlaygroundGeneration:
                     "max_tokens": request.params.max_tokens,
                 }
             )
+            if self.citations is not None:
+                await self.emit(self.citations)
         except BaseException:
             for _, stream in primed:
                 await stream.aclose()

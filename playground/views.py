@@ -21,6 +21,7 @@ from accounts.typing import AuthenticatedRequest
 from inference import services as inference_services
 from inference.errors import ApiError, from_limit_exceeded, invalid
 from inference.serializers import MAX_TEXT_CHARS
+from knowledge import selectors as knowledge_selectors
 from llmos_portal import jsonbody
 from playground import selectors, services
 from playground.consumers import max_message_bytes
@@ -68,6 +69,7 @@ def page(request: AuthenticatedRequest, conversation_id: int | None = None) -> H
         "default_embedding_model": settings.DEFAULT_EMBEDDING_MODEL,
         "params": conversation.params if conversation else {},
         "max_tokens_cap": max_tokens_cap,
+        "knowledge_bases": knowledge_selectors.knowledge_bases_for_user(user=request.user, limit=100)[0],
         "config": config,
     }
     return render(request, "playground/playground.html", context)

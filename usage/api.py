@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from usage import selectors
+from accounts import org_selectors
+from accounts.models import Membership
+from usage import budgets, selectors
 from usage.forms import MAX_RANGE_DAYS
 from usage.selectors import DateRange
 
@@ -15,10 +18,21 @@ from usage.selectors import DateRange
 class UsageQuerySerializer(serializers.Serializer):
     start = serializers.DateField(required=False, help_text="First UTC day (default: 29 days before end).")
     end = serializers.DateField(required=False, help_text="Last UTC day, included (default: today).")
-    group_by = serializers.ChoiceField(choices=["day", "model", "key", "endpoint", "end_user"], default="day")
+    group_by = serializers.ChoiceField(
+        choices=["day", "model", "key", "endpoint", "member", "end_user"],
+        default="day",
+        help_text="`member`: by the member requests are attributed to (organizations, owners and admins);"
+        " `end_user`: by the OpenAI `user` the requests sent.",
+    )
     model = serializers.CharField(required=False, allow_blank=True, max_length=200)
     end_user = serializers.CharField(
         required=False, allow_blank=True, max_length=256, help_text="Only requests that sent this OpenAI `user`."
+    )
+    organization = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="An organization you are a member of: its usage (owners and admins: everyone's; members: their"
+        " own). Without it: your personal usage (not on organization keys).",
     )
 
     def validate(self, attrs):
@@ -49,7 +63,27 @@ class LatencySerializer(serializers.Serializer):
     ttft_p95_ms = serializers.IntegerField(allow_null=True)
 
 
+class BudgetSerializer(serializers.Serializer):
+    period = serializers.CharField(help_text="The calendar month (UTC), e.g. 2026-11.")
+    budget = serializers.IntegerField(help_text="Tokens per month.")
+    tokens = serializers.IntegerField(help_text="Tokens used this month.")
+    percent = serializers.IntegerField()
+
+
+class SpendSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    spend = serializers.DecimalField(max_digits=20, decimal_places=4)
+
+
 class UsageResponseSerializer(serializers.Serializer):
+    organization = serializers.IntegerField(allow_null=True)
+    budget = BudgetSerializer(
+        allow_null=True, help_text="This month's budget of the scope (organizations: owners and admins only)."
+    )
+    spend = SpendSerializer(many=True, help_text="Spend per priced model in the period.")
+    spend_total = serializers.DecimalField(max_digits=20, decimal_places=4, allow_null=True)
     start = serializers.DateField()
     end = serializers.DateField()
     group_by = serializers.CharField()
@@ -65,6 +99,8 @@ def _group_key(row: dict, group_by: str) -> str:
         return row["api_key_name"]
     if group_by == "end_user":
         return row["end_user"]
+    if group_by == "member":
+        return row["user__email"]
     return row["model" if group_by == "model" else "endpoint"]
 
 
@@ -72,7 +108,7 @@ class UsageView(APIView):
     @extend_schema(
         parameters=[UsageQuerySerializer],
         responses=UsageResponseSerializer,
-        summary="Your usage over a date range, grouped by day, model, key or endpoint",
+        summary="Your usage (or an organization's) over a date range, grouped by day, model, key or endpoint",
         tags=["usage"],
     )
     def get(self, request):
@@ -80,16 +116,24 @@ class UsageView(APIView):
         query = UsageQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         period, group_by = query.validated_data["period"], query.validated_data["group_by"]
+        membership = None
+        org_id = query.validated_data.get("organization")
+        if org_id is not None:
+            try:
+                membership = org_selectors.membership_for(user=request.user, organization_id=org_id)
+            except Membership.DoesNotExist as exc:
+                raise NotFound("No such organization.") from exc
         rows = selectors.usage_for_user(
             user=request.user,
             period=period,
             model=query.validated_data.get("model", ""),
+            membership=membership,
             end_user=query.validated_data.get("end_user", ""),
         )
         if group_by == "day":
             groups = selectors.usage_daily(rows, period)
         else:
-            groups = selectors.usage_by(rows, {"key": "api_key"}.get(group_by, group_by))
+            groups = selectors.usage_by(rows, {"key": "api_key", "member": "user__email"}.get(group_by, group_by))
         data = [
             {
                 **{name: group[name] for name in UsageGroupSerializer().fields if name != "key"},
@@ -97,7 +141,16 @@ class UsageView(APIView):
             }
             for group in groups
         ]
+        if membership is None:
+            budget = budgets.budget_status(f"user:{request.user.pk}")
+        else:
+            budget = budgets.budget_status(f"org:{org_id}") if membership.manages else None
+        spend, spend_total = selectors.usage_spend(selectors.usage_by(rows, "model"))
         body = {
+            "organization": org_id,
+            "budget": budget,
+            "spend": spend,
+            "spend_total": spend_total,
             "start": period.start,
             "end": period.end,
             "group_by": group_by,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -23,8 +25,17 @@ class UsageFilterForm(forms.Form):
         label=_("Status"),
     )
 
-    def __init__(self, *args, models: list[str], keys: list[tuple[int, str]], **kwargs):
+    org = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label=_("Scope"))
+
+    def __init__(
+        self, *args, models: list[str], keys: list[tuple[int, str]], scopes: Sequence[tuple[int, str]] = (), **kwargs
+    ):
         super().__init__(*args, **kwargs)
+        scope_field = self.fields["org"]
+        assert isinstance(scope_field, forms.ChoiceField)
+        scope_field.choices = [("", _("Personal")), *scopes]
+        if not scopes:
+            del self.fields["org"]
         model_field, key_field = self.fields["model"], self.fields["key"]
         assert isinstance(model_field, forms.ChoiceField) and isinstance(key_field, forms.ChoiceField)
         model_field.choices = [("", _("All models")), *((name, name) for name in models)]

@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from usage import limits, metrics
+from usage import budgets, limits, metrics
 from usage.recorder import UsageEvent, recorder
 
 if TYPE_CHECKING:
@@ -91,12 +91,14 @@ class RequestMeter:
     usage_event: UsageEvent | None = None
     slot: limits.Slot | None = None
     key_windows: bool = False  # the key sets its own (lower) limits: count it on its own too
+    budget_remaining: int | None = None  # tokens left this month under the tightest budget
 
     @property
     def user_subject(self) -> str:
-        """Plan limits are counted per user, whichever key (or page) the request came through."""
+        """Plan limits are counted per user, whichever key (or page) the request came through;
+        an organization's keys are counted per organization (its plan governs them)."""
         assert self.caller is not None
-        return f"user:{self.caller.user.pk}"
+        return budgets.billed_subject(user_id=self.caller.user.pk, organization_id=self.caller.organization_id)
 
     @property
     def key_subject(self) -> str | None:
@@ -109,6 +111,7 @@ class RequestMeter:
         LimitExceeded when over. The slot is given back by finish(), exactly once."""
         assert self.caller is not None, "admit() needs an authenticated caller"
         plan = self.caller.plan
+        await self._check_budgets()
         decision = await limits.check_request(subject=self.user_subject, limits=limits.plan_limits(plan))
         headers = decision.headers
         refusal = None if decision.allowed else decision
@@ -139,6 +142,25 @@ class RequestMeter:
                 headers=retry,
             )
 
+    async def _check_budgets(self) -> None:
+        """Refuse (429 insufficient_quota) when a monthly budget is spent: one cache read, and
+        none at all when no budget governs the caller."""
+        assert self.caller is not None
+        governing = budgets.budgets_for(self.caller)
+        if not governing:
+            return
+        totals = await budgets.amonth_totals([budget.subject for budget in governing])
+        spent = budgets.exhausted(governing, totals)
+        if spent is not None:
+            retry = str(budgets.seconds_to_next_month())
+            raise LimitExceeded(
+                f"You exceeded your monthly token budget ({spent.tokens} tokens, {spent.subject.split(':')[0]})."
+                " It renews on the 1st of next month (UTC).",
+                code="insufficient_quota",
+                headers={"Retry-After": retry},
+            )
+        self.budget_remaining = budgets.remaining(governing, totals)
+
     def check_prompt_tokens(self, prompt_tokens: int) -> None:
         """Refuse a prompt longer than the plan allows (before any model time is spent on it).
         An admitted prompt is on the meter from here on: a request abandoned during its prefill
@@ -151,6 +173,13 @@ class RequestMeter:
                 code="prompt_too_long",
                 headers={},
                 status=400,
+            )
+        if self.budget_remaining is not None and prompt_tokens > self.budget_remaining:
+            raise LimitExceeded(
+                f"This request would exceed your monthly token budget: its prompt has {prompt_tokens} tokens"
+                f" and {self.budget_remaining} are left this month.",
+                code="insufficient_quota",
+                headers={"Retry-After": str(budgets.seconds_to_next_month())},
             )
         self.prompt_tokens = prompt_tokens
 
@@ -196,6 +225,7 @@ class RequestMeter:
         event = UsageEvent(
             user_id=self.caller.user.pk,
             api_key_id=api_key.pk if api_key is not None else None,
+            organization_id=self.caller.organization_id,
             model=self.model,
             endpoint=self.endpoint,
             status_code=self.status,

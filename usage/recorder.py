@@ -31,6 +31,7 @@ from django.db import (
 from django.utils import timezone
 
 from usage import metrics
+from usage.budgets import budget_usage_add
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class UsageEvent:
     streamed: bool = False
     client_disconnected: bool = False
     request_id: str = ""
+    organization_id: int | None = None  # an organization's key: the organization is billed
     end_user: str = ""
     created_at: datetime = field(default_factory=timezone.now)
     attempts: int = field(default=0, compare=False)  # failed writes of this row on its own
@@ -115,17 +117,19 @@ class UsageRecorder:
                 except Exception:
                     logger.warning("a batch of %d usage rows failed; writing them one by one", len(batch))
                     done, retry, unreachable = self._write_one_by_one(batch)
-                    written += done
+                    written += len(done)
+                    budget_usage_add(events=done)
                     self._buffer.extendleft(reversed(retry))
                     if unreachable or retry:
                         break  # the rest waits for the next flush
                     continue
                 written += len(batch)
+                budget_usage_add(events=batch)
         return written
 
-    def _write_one_by_one(self, batch: list[UsageEvent]) -> tuple[int, list[UsageEvent], bool]:
+    def _write_one_by_one(self, batch: list[UsageEvent]) -> tuple[list[UsageEvent], list[UsageEvent], bool]:
         """Write each row on its own: (rows written, rows to retry later, database unreachable)."""
-        written = 0
+        written: list[UsageEvent] = []
         retry: list[UsageEvent] = []
         for position, event in enumerate(batch):
             try:
@@ -140,7 +144,7 @@ class UsageRecorder:
                 else:
                     retry.append(event)
                 continue
-            written += 1
+            written.append(event)
         return written, retry, False
 
     def _write_row(self, event: UsageEvent) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
@@ -59,6 +60,16 @@ class DateRange:
         return [self.start + timedelta(days=offset) for offset in range((self.end - self.start).days + 1)]
 
 
+def scope_rows(*, user, membership=None) -> QuerySet[UsageRecord]:
+    """The usage rows a person may see in a scope: their personal usage (requests billed to them,
+    not on an organization's keys), or, with their `membership` of an organization, its usage:
+    all of it for owners and admins, the requests attributed to them for members."""
+    if membership is None:
+        return UsageRecord.objects.filter(user=user, organization__isnull=True)
+    rows = UsageRecord.objects.filter(organization_id=membership.organization_id)
+    return rows if membership.manages else rows.filter(user=user)
+
+
 def usage_for_user(
     *,
     user,
@@ -66,10 +77,13 @@ def usage_for_user(
     model: str = "",
     api_key_id: int | None = None,
     status: str = "",
+    membership=None,
     end_user: str = "",
 ) -> QuerySet[UsageRecord]:
-    """The user's usage rows in the period, newest first, optionally filtered."""
-    rows = UsageRecord.objects.filter(user=user, created_at__gte=period.start_at, created_at__lt=period.end_before)
+    """The usage rows in the period of the scope (see scope_rows), newest first, optionally filtered."""
+    rows = scope_rows(user=user, membership=membership).filter(
+        created_at__gte=period.start_at, created_at__lt=period.end_before
+    )
     if model:
         rows = rows.filter(model=model)
     if end_user:
@@ -108,7 +122,7 @@ def usage_daily(rows: QuerySet[UsageRecord], period: DateRange) -> list[dict]:
 
 
 def usage_by(rows: QuerySet[UsageRecord], field: str) -> list[dict]:
-    """Totals grouped by `model`, `api_key` or `endpoint`, biggest first."""
+    """Totals grouped by `model`, `api_key`, `endpoint` or `user__email` (the member), biggest first."""
     grouped = rows.order_by().values(field).annotate(**_TOTALS).order_by("-requests")
     results = [_with_total(dict(row)) for row in grouped]
     if field == "api_key":
@@ -122,6 +136,30 @@ def usage_by(rows: QuerySet[UsageRecord], field: str) -> list[dict]:
 
 def usage_totals(rows: QuerySet[UsageRecord]) -> dict:
     return _with_total(rows.order_by().aggregate(**_TOTALS))
+
+
+def usage_spend(by_model: list[dict]) -> tuple[list[dict], Decimal | None]:
+    """Spend per model (rows of usage_by(..., "model")) at the prices operators set
+    (usage.ModelPrice), and the total; (empty list, None) when no model used has a price."""
+    from usage.models import ModelPrice
+
+    prices = {price.model: price for price in ModelPrice.objects.filter(model__in=[row["model"] for row in by_model])}
+    spend = []
+    for row in by_model:
+        price = prices.get(row["model"])
+        if price is None:
+            continue
+        cost = (row["prompt_tokens"] * price.input_per_1k + row["completion_tokens"] * price.output_per_1k) / 1000
+        spend.append(
+            {
+                "model": row["model"],
+                "prompt_tokens": row["prompt_tokens"],
+                "completion_tokens": row["completion_tokens"],
+                "spend": cost.quantize(Decimal("0.0001")),
+            }
+        )
+    total = sum((row["spend"] for row in spend), Decimal(0)) if spend else None
+    return spend, total
 
 
 def percentile(sorted_values: list[int], fraction: float) -> int | None:

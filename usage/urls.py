@@ -8,6 +8,7 @@ from usage import api, views
 console_urls: list[URLPattern | URLResolver] = [
     path("usage/", views.usage_page, name="usage"),
     path("usage/export.csv", views.usage_export, name="usage-export"),
+    path("usage/alerts/", views.alert_settings, name="alert-settings"),
     path("operators/usage/", views.operator_overview, name="operator-usage"),
 ]
 

@@ -25,7 +25,7 @@ def authenticate(raw_key: str) -> ApiKey:
 def test_the_cached_entry_holds_plain_values_and_no_password_hash(owner, owner_key):
     authenticate(owner_key)
     entry = cached_entry(owner_key)
-    assert isinstance(entry, dict) and set(entry) == {"key", "user", "plan"}
+    assert isinstance(entry, dict) and set(entry) == {"key", "user", "plan", "organization"}
     assert "password" not in entry["user"] and "digest" not in entry["key"]
     dumped = pickle.dumps(entry)
     assert owner.password.encode() not in dumped and b"accounts.models" not in dumped

@@ -14,6 +14,7 @@ from django.test import AsyncClient
 from accounts import services as account_services
 from batches import runner, services
 from batches.models import Batch, BatchLine, File
+from inference import registry
 from tests.inference.helpers import Result, call
 from usage.models import UsageRecord
 
@@ -270,3 +271,22 @@ def test_thread_runner_with_several_workers_warns(settings, monkeypatch):
     assert [w.id for w in check_batch_runner_with_many_workers()] == ["batches.W001"]
     settings.BATCH_RUNNER = "celery"
     assert check_batch_runner_with_many_workers() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_budget_spent_mid_batch_fails_the_remaining_lines_with_insufficient_quota(owner, fake_engine):
+    """Each line's row is added to the month's total when its transaction commits, so the budget
+    holds within one batch (lines of 5 + 2 tokens, a budget of 14)."""
+    from tests.playground.conftest import seed_registry
+
+    seed_registry()  # an earlier transactional test may have flushed the migrations' model rows
+    registry.forget_cached_specs()
+    _, key = account_services.api_key_create(user=owner, name="budgeted", monthly_token_budget=14)
+    batch = create_batch(key, 3)
+    async_to_sync(runner.batch_run)(batch_id=batch["id"])
+    done = Batch.objects.get(pk=batch["id"])
+    assert (done.completed, done.failed) == (2, 1), list(BatchLine.objects.values_list("response", flat=True))
+    (failed,) = BatchLine.objects.filter(batch=done, state=BatchLine.State.FAILED)
+    assert failed.status_code == 429 and failed.response["error"]["code"] == "insufficient_quota"
+    # The key is spent: the API answers it so too (reading the batch is a request of the key).
+    assert call("GET", f"/v1/batches/{batch['id']}", key).json()["error"]["code"] == "insufficient_quota"

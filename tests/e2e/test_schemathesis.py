@@ -38,7 +38,7 @@ def credentials(portal_server) -> dict[str, str]:
     return {"api_key": api_key, "jwt": response.json()["access"]}
 
 
-# Two operations also depend on state the schema cannot describe, and only there may a
+# Some operations also depend on state the schema cannot describe, and only there may a
 # schema-valid request get a 400 (its reason in the body): creating and rotating keys (how many
 # active keys the user has, MAX_ACTIVE_KEYS_PER_USER; whether `expires_at` is still ahead), the
 # usage range (at most 366 days, counted from today when `end` is left out) and the audit log's
@@ -48,6 +48,15 @@ STATEFUL = [
     {"include-path-regex": r"^/api/keys/(\{id\}/rotate/)?$", "include-method": "POST", "checks": _MAY_REFUSE},
     {"include-path": "/api/usage/", "include-method": "GET", "checks": _MAY_REFUSE},
     {"include-path": "/api/audit/", "include-method": "GET", "checks": _MAY_REFUSE},
+    # Organizations: an invitation token is valid only as e-mailed; inviting an address that is
+    # already a member; the last owner cannot leave, be removed or demoted; org keys as above.
+    {"include-path": "/api/invitations/accept/", "include-method": "POST", "checks": _MAY_REFUSE},
+    {
+        "include-path-regex": r"^/api/orgs/\{org_id\}/(invitations|keys|leave)/$",
+        "include-method": "POST",
+        "checks": _MAY_REFUSE,
+    },
+    {"include-path": "/api/orgs/{org_id}/members/{membership_id}/", "checks": _MAY_REFUSE},
 ]
 
 

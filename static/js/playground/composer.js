@@ -32,6 +32,7 @@ function send(ctx) {
   if (mode === "chat") {
     payload.messages = state.history.concat([userTurn]); // the whole conversation: the server keeps no context
     payload.system = els.system.value;
+    if (els.knowledge.value) payload.knowledge_base = els.knowledge.value; // grounded: `citations` follow `started`
   } else {
     payload.prompt = text;
   }

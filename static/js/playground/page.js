@@ -13,6 +13,8 @@ export function findElements(root) {
     model: $("pg-model"),
     system: $("pg-system"),
     systemField: $("pg-system-field"),
+    knowledge: $("pg-knowledge"),
+    knowledgeField: $("pg-knowledge-field"),
     temperature: $("pg-temperature"),
     topP: $("pg-top-p"),
     maxTokens: $("pg-max-tokens"),

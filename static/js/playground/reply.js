@@ -4,7 +4,7 @@
 import { gettext, interpolate } from "../i18n.js";
 import { rememberConversation } from "./conversations.js";
 import { setGenerating, setStatus } from "./status.js";
-import { addTurn, scrollToEnd, setMeta } from "./transcript.js";
+import { addTurn, showCitations, scrollToEnd, setMeta } from "./transcript.js";
 import { updateCode } from "./viewcode.js";
 
 /** Show the user's turn and an empty, streaming reply under it; the reply fills in from events. */
@@ -34,6 +34,9 @@ export function handleEvent(ctx, event) {
         rememberConversation(ctx.config, event.conversation_id, event.conversation_title, event.model);
       }
       setStatus(ctx, gettext("Generating…"));
+      break;
+    case "citations":
+      if (reply) showCitations(reply, event);
       break;
     case "token":
       if (!reply) return;

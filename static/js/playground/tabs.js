@@ -16,6 +16,7 @@ export function setMode(ctx, mode) {
   els.embeddingsPanel.hidden = !embeddings;
   if (!embeddings) els.generatePanel.setAttribute("aria-labelledby", `tab-${mode}`);
   els.systemField.hidden = mode !== "chat";
+  els.knowledgeField.hidden = mode !== "chat";
   els.inputLabel.textContent = mode === "completion" ? gettext("Prompt (raw text, no chat template)") : gettext("Message");
   updateCode(ctx);
 }

@@ -22,6 +22,31 @@ export function addTurn(ctx, role, text) {
   return { turn, body, meta };
 }
 
+/** The passages a grounded answer was made from, under the reply (text only, via textContent). */
+export function showCitations(reply, event) {
+  const section = document.createElement("details");
+  section.className = "pg-citations";
+  section.open = true;
+  const summary = document.createElement("summary");
+  summary.textContent = event.found
+    ? `Sources: ${event.citations.length} passage${event.citations.length === 1 ? "" : "s"} from the knowledge base`
+    : "No relevant passage was found in the knowledge base.";
+  section.append(summary);
+  const list = document.createElement("ol");
+  for (const citation of event.citations) {
+    const item = document.createElement("li");
+    const source = document.createElement("p");
+    source.className = "pg-muted";
+    source.textContent = `${citation.document}, passage ${citation.chunk_index + 1} (score ${citation.score.toFixed(2)})`;
+    const quote = document.createElement("blockquote");
+    quote.textContent = citation.text;
+    item.append(source, quote);
+    list.append(item);
+  }
+  if (event.citations.length) section.append(list);
+  reply.turn.insertBefore(section, reply.meta);
+}
+
 export function scrollToEnd(ctx) {
   ctx.els.transcript.scrollTop = ctx.els.transcript.scrollHeight;
 }
