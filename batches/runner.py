@@ -40,6 +40,7 @@ async def _execute(endpoint: str, body: dict, caller: Caller, meter: RequestMete
     if endpoint == "/v1/embeddings":
         data = validated(EmbeddingSerializer, body)
         spec = await inference.model_for_caller(data["model"], caller=caller, kind="embedding")
+        meter.end_user = data.get("user") or None
         meter.model = spec.name
         result = await inference.embeddings_create(model=spec.name, texts=data["input"])
         meter.prompt_tokens = result.prompt_tokens
@@ -56,12 +57,14 @@ async def _execute(endpoint: str, body: dict, caller: Caller, meter: RequestMete
         raise invalid("Batch requests are not streamed.", param="stream")
     spec = await inference.model_for_caller(data["model"], caller=caller, kind="chat")
     meter.model = spec.name
+    meter.end_user = data.get("user") or None
+    extra = inference.passthrough_params(data, spec=spec)
     params = inference.sampling_params(data, plan=caller.plan)
     if chat:
-        messages = tuple({"role": message["role"], "content": message["content"]} for message in data["messages"])
-        request = GenerationRequest(params=params, messages=messages, priority="batch")
+        messages = tuple(inference.chat_message(message) for message in data["messages"])
+        request = GenerationRequest(params=params, messages=messages, priority="batch", stream=False, extra=extra)
     else:
-        request = GenerationRequest(params=params, prompt=data["prompt"], priority="batch")
+        request = GenerationRequest(params=params, prompt=data["prompt"], priority="batch", stream=False, extra=extra)
     generation, choices = await inference.generation_run(
         model=spec.name, request=request, n=data.get("n") or 1, check_prompt=meter.check_prompt_tokens
     )
@@ -75,6 +78,7 @@ async def _execute(endpoint: str, body: dict, caller: Caller, meter: RequestMete
         choices=choices,
         prompt_tokens=generation.prompt_tokens,
         completion_tokens=generation.total_completion_tokens,
+        extras=generation.extras,
     )
 
 

@@ -16,6 +16,7 @@ from inference.engine.types import (
     InvalidRequest,
     ModelLoadError,
     ModelNotFound,
+    NoDeploymentAvailable,
     Overloaded,
     UpstreamError,
 )
@@ -92,11 +93,13 @@ def from_api_key_rejection(exc: ApiKeyRejected) -> ApiError:
 
 
 def from_limit_exceeded(exc: LimitExceeded) -> ApiError:
-    """429: `rate_limit_exceeded` / `concurrency_limit_exceeded` (type `requests`) or
-    `insufficient_quota`, with Retry-After; 400 `prompt_too_long` for a prompt over the plan's cap."""
+    """429 with Retry-After, its type saying what ran out, as OpenAI does: `requests` (a requests
+    per minute window, code `rate_limit_exceeded`; or concurrency, `concurrency_limit_exceeded`),
+    `tokens` (a tokens per minute window, `rate_limit_exceeded`) or `insufficient_quota` (the daily
+    token budget); 400 `prompt_too_long` for a prompt over the plan's cap."""
     if exc.status == 400:
         return ApiError(exc.message, status=400, type="invalid_request_error", code=exc.code)
-    error_type = "insufficient_quota" if exc.code == "insufficient_quota" else "requests"
+    error_type = "insufficient_quota" if exc.code == "insufficient_quota" else exc.limit
     return ApiError(exc.message, status=exc.status, type=error_type, code=exc.code, headers=exc.headers)
 
 
@@ -122,6 +125,18 @@ def from_engine_error(exc: EngineError, *, model: str = "") -> ApiError:
             type="server_error",
             code="model_load_error",
         )
+    if isinstance(exc, NoDeploymentAvailable) and exc.status == 503:
+        return ApiError(
+            "Every server of this model is failing; retry shortly.",
+            status=503,
+            type="server_error",
+            code="no_deployment_available",
+            headers={"Retry-After": str(max(1, int(exc.retry_after)))},
+        )
+    if isinstance(exc, UpstreamError) and exc.status in (400, 422):
+        # The upstream refused the request itself (e.g. a tool schema it cannot use): the
+        # client's to fix, with the upstream's reason.
+        return invalid(f"The upstream model server refused the request: {_without_urls(str(exc))}")
     if isinstance(exc, UpstreamError):
         return ApiError(
             f"The upstream model server failed: {_without_urls(str(exc))}",

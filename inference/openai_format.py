@@ -25,9 +25,27 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
     }
 
 
+def _message(text: str, extras: dict) -> dict:
+    message: dict = {"role": "assistant", "content": text, "refusal": None}
+    if extras.get("tool_calls"):
+        message["tool_calls"] = extras["tool_calls"]
+        if not text:
+            message["content"] = None  # as OpenAI answers a message that only calls tools
+    return message
+
+
 def chat_completion(
-    *, id: str, created: int, model: str, choices: list[tuple[str, str]], prompt_tokens: int, completion_tokens: int
+    *,
+    id: str,
+    created: int,
+    model: str,
+    choices: list[tuple[str, str]],
+    prompt_tokens: int,
+    completion_tokens: int,
+    extras: list[dict] | None = None,
 ) -> dict:
+    """`extras[i]` holds choice i's tool_calls and logprobs, as the upstream returned them."""
+    extras = extras or [{} for _ in choices]
     return {
         "id": id,
         "object": "chat.completion",
@@ -37,19 +55,27 @@ def chat_completion(
         "choices": [
             {
                 "index": index,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
+                "message": _message(text, extra),
+                "logprobs": extra.get("logprobs"),
                 "finish_reason": finish_reason,
             }
-            for index, (text, finish_reason) in enumerate(choices)
+            for index, ((text, finish_reason), extra) in enumerate(zip(choices, extras, strict=True))
         ],
         "usage": usage(prompt_tokens, completion_tokens),
     }
 
 
 def text_completion(
-    *, id: str, created: int, model: str, choices: list[tuple[str, str]], prompt_tokens: int, completion_tokens: int
+    *,
+    id: str,
+    created: int,
+    model: str,
+    choices: list[tuple[str, str]],
+    prompt_tokens: int,
+    completion_tokens: int,
+    extras: list[dict] | None = None,
 ) -> dict:
+    extras = extras or [{} for _ in choices]
     return {
         "id": id,
         "object": "text_completion",
@@ -57,15 +83,23 @@ def text_completion(
         "model": model,
         "system_fingerprint": None,
         "choices": [
-            {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
-            for index, (text, finish_reason) in enumerate(choices)
+            {"index": index, "text": text, "logprobs": extra.get("logprobs"), "finish_reason": finish_reason}
+            for index, ((text, finish_reason), extra) in enumerate(zip(choices, extras, strict=True))
         ],
         "usage": usage(prompt_tokens, completion_tokens),
     }
 
 
 def chat_chunk(
-    *, id: str, created: int, model: str, index: int, delta: dict, finish_reason: str | None, with_usage_field: bool
+    *,
+    id: str,
+    created: int,
+    model: str,
+    index: int,
+    delta: dict,
+    finish_reason: str | None,
+    with_usage_field: bool,
+    logprobs: dict | None = None,
 ) -> dict:
     chunk = {
         "id": id,
@@ -73,7 +107,7 @@ def chat_chunk(
         "created": created,
         "model": model,
         "system_fingerprint": None,
-        "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}],
     }
     if with_usage_field:
         chunk["usage"] = None
@@ -81,7 +115,15 @@ def chat_chunk(
 
 
 def completion_chunk(
-    *, id: str, created: int, model: str, index: int, text: str, finish_reason: str | None, with_usage_field: bool
+    *,
+    id: str,
+    created: int,
+    model: str,
+    index: int,
+    text: str,
+    finish_reason: str | None,
+    with_usage_field: bool,
+    logprobs: dict | None = None,
 ) -> dict:
     chunk = {
         "id": id,
@@ -89,7 +131,7 @@ def completion_chunk(
         "created": created,
         "model": model,
         "system_fingerprint": None,
-        "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+        "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}],
     }
     if with_usage_field:
         chunk["usage"] = None
@@ -114,6 +156,7 @@ def sse(payload: dict | str) -> bytes:
 
 
 SSE_DONE = sse("[DONE]")
+SSE_KEEPALIVE = b": keep-alive\n\n"  # an SSE comment: clients and proxies see traffic, parsers skip it
 
 
 def embedding_list(*, model: str, vectors: list[list[float]], prompt_tokens: int, encoding_format: str) -> dict:
@@ -132,5 +175,5 @@ def embedding_list(*, model: str, vectors: list[list[float]], prompt_tokens: int
     }
 
 
-def model_object(*, name: str, created: int, owned_by: str) -> dict:
-    return {"id": name, "object": "model", "created": created, "owned_by": owned_by}
+def model_object(*, name: str, created: int, owned_by: str, context_length: int) -> dict:
+    return {"id": name, "object": "model", "created": created, "owned_by": owned_by, "context_length": context_length}

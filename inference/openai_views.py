@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from functools import wraps
 from typing import TypedDict
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
@@ -24,7 +25,7 @@ from accounts.exceptions import ApiKeyRejected
 from accounts.services import aapi_key_authenticate
 from inference import openai_format as fmt
 from inference import response_cache, services
-from inference.engine.types import EmbedProgress, EngineError, GenerationRequest
+from inference.engine.types import EmbedProgress, EngineError, GenerationRequest, TextDelta
 from inference.errors import (
     ApiError,
     database_unavailable,
@@ -133,7 +134,10 @@ def event_stream(events: AsyncIterator[bytes]) -> StreamingHttpResponse:
 
 def _model_object(spec) -> dict:
     return fmt.model_object(
-        name=spec.name, created=spec.options.get("created", 0), owned_by=spec.options.get("owned_by", "llmos")
+        name=spec.name,
+        created=spec.options.get("created", 0),
+        owned_by=spec.options.get("owned_by", "llmos"),
+        context_length=spec.context_length,
     )
 
 
@@ -174,7 +178,9 @@ class StreamFormat:
         self.chat, self.id, self.model, self.include_usage = chat, id, model, include_usage
         self.created = fmt.now()
 
-    def _chunk(self, index: int, *, delta: dict, text: str, finish_reason: str | None) -> bytes:
+    def _chunk(
+        self, index: int, *, delta: dict, text: str, finish_reason: str | None, logprobs: dict | None = None
+    ) -> bytes:
         common = _ChunkFields(
             id=self.id,
             created=self.created,
@@ -184,14 +190,23 @@ class StreamFormat:
             with_usage_field=self.include_usage,
         )
         if self.chat:
-            return fmt.sse(fmt.chat_chunk(delta=delta, **common))
-        return fmt.sse(fmt.completion_chunk(text=text, **common))
+            return fmt.sse(fmt.chat_chunk(delta=delta, logprobs=logprobs, **common))
+        return fmt.sse(fmt.completion_chunk(text=text, logprobs=logprobs, **common))
 
     def role(self, index: int) -> bytes:
         return self._chunk(index, delta={"role": "assistant", "content": ""}, text="", finish_reason=None)
 
     def text(self, index: int, text: str) -> bytes:
         return self._chunk(index, delta={"content": text}, text=text, finish_reason=None)
+
+    def delta(self, index: int, delta: TextDelta) -> bytes:
+        """A chunk of text, with an upstream's tool_calls deltas and logprobs as it sent them."""
+        if delta.tool_calls is None and delta.logprobs is None:
+            return self.text(index, delta.text)
+        body: dict = {"content": delta.text or None}
+        if delta.tool_calls is not None:
+            body["tool_calls"] = delta.tool_calls
+        return self._chunk(index, delta=body, text=delta.text, finish_reason=None, logprobs=delta.logprobs)
 
     def finish(self, index: int, reason: str) -> bytes:
         return self._chunk(index, delta={}, text="", finish_reason=reason)
@@ -209,18 +224,58 @@ class StreamFormat:
         )
 
 
-async def _completion_events(generation, primed, *, stream: StreamFormat, meter: RequestMeter) -> AsyncIterator[bytes]:
-    """SSE events for a started generation. Its `finally` settles usage, also when the client leaves."""
+async def _with_keepalive(items: AsyncIterator, every: float) -> AsyncGenerator:
+    """`items`, with None whenever `every` seconds pass without one (0: never). Closing this
+    cancels the pending read."""
+    if every <= 0:
+        async for item in items:
+            yield item
+        return
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(items))
+            done, _ = await asyncio.wait({pending}, timeout=every)
+            if not done:
+                yield None
+                continue
+            try:
+                item = pending.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                pending = None
+            yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
+async def _completion_events(
+    generation, primed, *, stream: StreamFormat, meter: RequestMeter
+) -> AsyncGenerator[bytes, None]:
+    """SSE events for a started generation. Its `finally` settles usage, also when the client leaves.
+    A keep-alive comment goes out whenever SSE_KEEPALIVE_SECONDS pass without a token."""
     error_code = ""
     try:
         if stream.chat:
             for index in range(len(primed)):
                 yield stream.role(index)
-        async with contextlib.aclosing(services.generation_deltas(generation, primed)) as deltas:
-            async for index, delta in deltas:
+        async with (
+            contextlib.aclosing(services.generation_deltas(generation, primed)) as deltas,
+            contextlib.aclosing(_with_keepalive(deltas, settings.SSE_KEEPALIVE_SECONDS)) as events,
+        ):
+            async for item in events:
+                if item is None:
+                    yield fmt.SSE_KEEPALIVE
+                    continue
+                index, delta = item
                 meter.completion_tokens = generation.total_completion_tokens
-                if delta.text:
-                    yield stream.text(index, delta.text)
+                if delta.text or delta.tool_calls is not None or delta.logprobs is not None:
+                    yield stream.delta(index, delta)
                 if delta.finish_reason is not None:
                     yield stream.finish(index, delta.finish_reason)
         if stream.include_usage:
@@ -233,9 +288,46 @@ async def _completion_events(generation, primed, *, stream: StreamFormat, meter:
         meter.client_disconnected = True
         raise
     finally:
+        meter.prompt_tokens = generation.prompt_tokens
         meter.completion_tokens = generation.total_completion_tokens
         await meter.finish(status=200, error_code=error_code)
     yield fmt.SSE_DONE
+
+
+async def _late_events(start: asyncio.Future, *, stream: StreamFormat, meter: RequestMeter) -> AsyncIterator[bytes]:
+    """A stream whose first token is slow (a long prefill, a queue, failover to another
+    deployment): the headers go out now, keep-alive comments follow until it starts. An error
+    before the first token is then reported in-band, as OpenAI does once a stream has begun."""
+    try:
+        while not start.done():
+            yield fmt.SSE_KEEPALIVE
+            await asyncio.wait({start}, timeout=settings.SSE_KEEPALIVE_SECONDS)
+        generation, primed = start.result()
+    except (asyncio.CancelledError, GeneratorExit):  # the client left while waiting
+        start.cancel()
+        if start.done() and not start.cancelled() and start.exception() is None:
+            for _, started_stream in start.result()[1]:
+                await started_stream.aclose()
+        meter.client_disconnected = True
+        await meter.finish(status=200)
+        raise
+    except Exception as exc:  # headers are sent: the error goes in-band
+        if isinstance(exc, ApiError):
+            error = exc
+        elif isinstance(exc, LimitExceeded):
+            error = from_limit_exceeded(exc)
+        else:
+            logger.exception("unhandled error before the first token of a stream")
+            error = ApiError("The server had an error while processing your request.", status=500, type="server_error")
+        await meter.finish(status=error.status, error_code=error.code or error.type)
+        yield fmt.sse(error.body())
+        yield fmt.SSE_DONE
+        return
+    meter.first_token()
+    meter.prompt_tokens = generation.prompt_tokens
+    async with contextlib.aclosing(_completion_events(generation, primed, stream=stream, meter=meter)) as events:
+        async for event in events:
+            yield event
 
 
 async def _cached_events(cached: dict, *, stream: StreamFormat) -> AsyncIterator[bytes]:
@@ -255,16 +347,19 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
     data = validated(ChatCompletionSerializer if chat else CompletionSerializer, json_body(request))
     spec = await services.model_for_caller(data["model"], caller=caller, kind="chat")
     meter.model = spec.name
+    meter.end_user = data.get("user") or None
+    extra = services.passthrough_params(data, spec=spec)
     params = services.sampling_params(data, plan=caller.plan)
+    streamed = bool(data.get("stream"))
     if chat:
-        messages = tuple({"role": message["role"], "content": message["content"]} for message in data["messages"])
-        generation_request = GenerationRequest(params=params, messages=messages)
+        messages = tuple(services.chat_message(message) for message in data["messages"])
+        generation_request = GenerationRequest(params=params, messages=messages, stream=streamed, extra=extra)
     else:
-        generation_request = GenerationRequest(params=params, prompt=data["prompt"])
+        generation_request = GenerationRequest(params=params, prompt=data["prompt"], stream=streamed, extra=extra)
     n = data.get("n") or 1
     response_id = fmt.new_id("chatcmpl" if chat else "cmpl")
     stream = None
-    if data.get("stream"):
+    if streamed:
         include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
         stream = StreamFormat(chat=chat, id=response_id, model=spec.name, include_usage=include_usage)
 
@@ -283,9 +378,24 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
             return event_stream(_cached_events(cached, stream=stream))
         return JsonResponse(_completion_body(chat, response_id, spec.name, cached))
 
-    generation, primed = await services.generation_start(
+    start = services.generation_start(
         model=spec.name, request=generation_request, n=n, check_prompt=meter.check_prompt_tokens
     )
+    if stream and settings.SSE_KEEPALIVE_SECONDS > 0:
+        # Errors before the first token keep their HTTP status when they come quickly; a slow
+        # first token gets the headers and keep-alive comments meanwhile.
+        started = asyncio.ensure_future(start)
+        try:
+            done, _ = await asyncio.wait({started}, timeout=settings.SSE_KEEPALIVE_SECONDS)
+        except BaseException:
+            started.cancel()
+            raise
+        if not done:
+            meter.hand_over()
+            return event_stream(_late_events(started, stream=stream, meter=meter))
+        generation, primed = started.result()
+    else:
+        generation, primed = await start
     meter.first_token()
     meter.prompt_tokens = generation.prompt_tokens
     if stream:
@@ -296,11 +406,13 @@ async def _run_completion(request: HttpRequest, meter: RequestMeter, *, chat: bo
     except EngineError as exc:
         raise from_engine_error(exc, model=spec.name) from exc
     finally:
+        meter.prompt_tokens = generation.prompt_tokens
         meter.completion_tokens = generation.total_completion_tokens
     result = {
         "choices": choices,
         "prompt_tokens": generation.prompt_tokens,
         "completion_tokens": generation.total_completion_tokens,
+        "extras": generation.extras,
     }
     if cacheable:
         await response_cache.store(
@@ -321,6 +433,7 @@ def _completion_body(chat: bool, response_id: str, model: str, result: dict) -> 
         choices=[tuple(choice) for choice in result["choices"]],
         prompt_tokens=result["prompt_tokens"],
         completion_tokens=result["completion_tokens"],
+        extras=result.get("extras"),
     )
 
 
@@ -343,6 +456,7 @@ async def embeddings(request: HttpRequest, meter: RequestMeter) -> HttpResponseB
     data = validated(EmbeddingSerializer, json_body(request))
     spec = await services.model_for_caller(data["model"], caller=caller, kind="embedding")
     meter.model = spec.name
+    meter.end_user = data.get("user") or None
     progress = EmbedProgress()
     try:
         result = await services.embeddings_create(model=spec.name, texts=data["input"], progress=progress)

@@ -2,9 +2,12 @@
 
 Written by hand to match inference.serializers (requests) and inference.openai_format (responses),
 and merged into /api/schema/ by `llmos_portal.openapi.postprocess`. Constraints the views enforce
-are stated here too (lengths, ranges, `echo`/`suffix`/`logprobs`/`tools` unsupported), so a client
+are stated here too (lengths, ranges, `echo`/`suffix` unsupported), so a client
 generated from the schema sends what the server accepts. Two rules the format cannot state are in
 the descriptions: `stream_options` needs `stream: true`, and `dimensions` must be the model's own.
+The optional OpenAI parameters (tools, response_format, logprobs, logit_bias) are described with the
+values every model accepts; their full OpenAI form is accepted by the models whose upstream supports
+them (their capabilities, state the schema cannot describe: otherwise a 400 naming the parameter).
 """
 
 from __future__ import annotations
@@ -31,6 +34,15 @@ _NUMBER = {"type": "number"}
 _NO_NUL = "^[^\\x00]*$"
 _NOT_BLANK = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
 _COUNT = {"type": "integer", "minimum": 0}
+_FINISH = {
+    "type": "string",
+    "description": "In-process models: stop or length. Upstream models: the upstream's own (tool_calls, ...).",
+    "example": "stop",
+}
+_UPSTREAM_ONLY = (
+    " Every model accepts the values described here; OpenAI's full form is accepted by models whose"
+    " upstream supports it (their capabilities): elsewhere a 400 `unsupported_parameter` names it."
+)
 
 SCHEMAS: dict[str, Any] = {
     "OpenAIError": {
@@ -51,12 +63,29 @@ SCHEMAS: dict[str, Any] = {
     },
     "OpenAIModel": {
         "type": "object",
-        "required": ["id", "object", "created", "owned_by"],
+        "required": ["id", "object", "created", "owned_by", "context_length"],
         "properties": {
             "id": {"type": "string"},
             "object": {"type": "string", "enum": ["model"]},
             "created": {"type": "integer"},
             "owned_by": {"type": "string"},
+            "context_length": {"type": "integer", "minimum": 1, "description": "Tokens of prompt and answer."},
+        },
+    },
+    "ToolCall": {
+        "type": "object",
+        "required": ["id", "type", "function"],
+        "properties": {
+            "id": {"type": "string", "minLength": 1, "maxLength": 200},
+            "type": {"type": "string", "enum": ["function"]},
+            "function": {
+                "type": "object",
+                "required": ["name", "arguments"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "arguments": {"type": "string", "description": "JSON text, as the model wrote it."},
+                },
+            },
         },
     },
     "OpenAIModelList": {
@@ -70,6 +99,8 @@ SCHEMAS: dict[str, Any] = {
     "ChatMessage": {
         "type": "object",
         "required": ["role", "content"],
+        "description": "Models with the `tools` capability also take OpenAI's tool fields: `tool_calls` (an "
+        "assistant message, whose content may then be null) and `tool_call_id` (a `tool` message).",
         "properties": {
             "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
             "content": {
@@ -107,7 +138,8 @@ SCHEMAS: dict[str, Any] = {
                 "description": (
                     "A JSON chunk (`chat.completion.chunk` or `text_completion`; with `include_usage` a last "
                     "chunk with `choices: []` and `usage`), an OpenAI error object if the model fails "
-                    "mid-stream, then the literal `[DONE]`."
+                    "mid-stream, then the literal `[DONE]`. Comment lines (`: keep-alive`) come while "
+                    "a token is slow (every SSE_KEEPALIVE_SECONDS)."
                 ),
             },
             "event": {"type": "string"},
@@ -139,12 +171,13 @@ SCHEMAS: dict[str, Any] = {
                             "required": ["role", "content"],
                             "properties": {
                                 "role": {"type": "string", "enum": ["assistant"]},
-                                "content": {"type": "string"},
+                                "content": {"type": "string", "nullable": True},
                                 "refusal": {"type": "string", "nullable": True},
+                                "tool_calls": {"type": "array", "items": _ref("ToolCall")},
                             },
                         },
                         "logprobs": {"type": "object", "nullable": True},
-                        "finish_reason": {"type": "string", "enum": ["stop", "length"]},
+                        "finish_reason": _FINISH,
                     },
                 },
             },
@@ -169,7 +202,7 @@ SCHEMAS: dict[str, Any] = {
                         "index": _COUNT,
                         "text": {"type": "string"},
                         "logprobs": {"type": "object", "nullable": True},
-                        "finish_reason": {"type": "string", "enum": ["stop", "length"]},
+                        "finish_reason": _FINISH,
                     },
                 },
             },
@@ -224,8 +257,16 @@ _SAMPLING: dict[str, Any] = {
     "seed": _nullable({"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}),
     "presence_penalty": _nullable({"type": "number", "minimum": -2, "maximum": 2}),
     "frequency_penalty": _nullable({"type": "number", "minimum": -2, "maximum": 2}),
-    "user": _nullable({"type": "string", "maxLength": 256, "pattern": _NO_NUL}),
-    "logprobs": _nullable({"type": "boolean", "enum": [False, None], "description": "Not supported."}),
+    "user": _nullable(
+        {"type": "string", "maxLength": 256, "pattern": _NO_NUL, "description": "Your end user: kept on usage rows."}
+    ),
+    "logit_bias": _nullable(
+        {
+            "type": "object",
+            "maxProperties": 0,
+            "description": "Token id (digits) -> bias from -100 to 100." + _UPSTREAM_ONLY,
+        }
+    ),
 }
 _MODEL = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NOT_BLANK}
 
@@ -244,9 +285,25 @@ SCHEMAS["ChatCompletionRequest"] = {
         **_SAMPLING,
         "max_completion_tokens": _nullable({"type": "integer", "minimum": 1}),
         "response_format": _nullable(
-            {"type": "object", "properties": {"type": {"type": "string", "enum": ["text", None], "nullable": True}}}
+            {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"type": "string", "enum": ["text"]}},
+                "description": "json_object and json_schema (OpenAI's form)." + _UPSTREAM_ONLY,
+            }
         ),
-        "tools": _nullable({"type": "array", "maxItems": 0, "items": {}, "description": "Not supported."}),
+        "tools": _nullable(
+            {
+                "type": "array",
+                "maxItems": 0,
+                "items": {},
+                "description": "Function tools (with tool_choice and parallel_tool_calls)." + _UPSTREAM_ONLY,
+            }
+        ),
+        "tool_choice": _nullable({"type": "string", "enum": ["none"], "description": "Needs tools." + _UPSTREAM_ONLY}),
+        "logprobs": _nullable(
+            {"type": "boolean", "enum": [False, None], "description": "true (and top_logprobs)." + _UPSTREAM_ONLY}
+        ),
     },
 }
 SCHEMAS["CompletionRequest"] = {

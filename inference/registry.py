@@ -10,14 +10,29 @@ from __future__ import annotations
 import threading
 import time
 
-from inference.engine.types import ModelSpec
-from inference.models import RegisteredModel
+from inference.engine.types import DeploymentSpec, ModelSpec
+from inference.models import Deployment, RegisteredModel
 from llmos_portal.db import db_sync_to_async
 
 REGISTRY_TTL_SECONDS = 5.0
 
 _lock = threading.Lock()
 _cached: tuple[float, dict[str, ModelSpec]] | None = None
+
+
+def deployment_spec(row: Deployment, model: RegisteredModel) -> DeploymentSpec:
+    return DeploymentSpec(
+        id=str(row.pk),
+        name=row.name,
+        kind=row.kind,  # type: ignore[arg-type]  # the model field's choices are the Literal's values
+        upstream_url=row.upstream_url,
+        upstream_api_key=row.upstream_api_key,
+        upstream_model=row.upstream_model or model.upstream_model or model.name,
+        weight=row.weight,
+        timeout_s=row.timeout_s,
+        max_parallel_requests=row.max_parallel_requests,
+        enabled=row.enabled,
+    )
 
 
 def spec_for(row: RegisteredModel) -> ModelSpec:
@@ -31,6 +46,9 @@ def spec_for(row: RegisteredModel) -> ModelSpec:
         upstream_model=row.upstream_model or row.name,
         context_length=row.context_length,
         options={"created": int(row.created_at.timestamp()), "owned_by": row.owned_by},
+        deployments=tuple(deployment_spec(d, row) for d in row.deployments.all()),
+        fallbacks=tuple(str(name) for name in row.fallbacks or ()),
+        capabilities=frozenset(str(c) for c in row.capabilities or ()),
     )
 
 
@@ -47,7 +65,8 @@ def enabled_specs() -> dict[str, ModelSpec]:
     cached = _fresh()
     if cached is not None:
         return cached
-    specs = {row.name: spec_for(row) for row in RegisteredModel.objects.filter(enabled=True)}
+    rows = RegisteredModel.objects.filter(enabled=True).prefetch_related("deployments")
+    specs = {row.name: spec_for(row) for row in rows}
     with _lock:
         _cached = (time.monotonic(), specs)
     return specs

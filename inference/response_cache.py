@@ -18,7 +18,10 @@ from inference.engine.types import GenerationRequest
 
 
 def is_cacheable(request: GenerationRequest) -> bool:
+    """Deterministic and plain: answers with tool calls or logprobs (upstream extras) are not kept."""
     params = request.params
+    if any(name != "user" for name in request.extra):
+        return False
     return settings.RESPONSE_CACHE_SECONDS > 0 and (params.temperature == 0 or params.seed is not None)
 
 

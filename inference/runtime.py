@@ -9,12 +9,20 @@ import threading
 from django.conf import settings
 
 from inference.engine.manager import ModelManager
+from inference.engine.router import HealthStore, MemoryHealthStore, RedisHealthStore
 from inference.engine.types import ModelSpec
 
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _manager: ModelManager | None = None
+
+
+def health_store() -> HealthStore:
+    """Where deployments' cooldowns live: Redis (shared by every worker) when REDIS_URL is set."""
+    if settings.REDIS_URL:
+        return RedisHealthStore(settings.REDIS_URL, prefix=settings.CACHE_KEY_PREFIX)
+    return MemoryHealthStore()
 
 
 def new_manager(specs=()) -> ModelManager:
@@ -26,6 +34,8 @@ def new_manager(specs=()) -> ModelManager:
         max_batch_size=settings.INFERENCE_MAX_BATCH_SIZE,
         torch_threads=settings.INFERENCE_TORCH_THREADS,
         device=settings.INFERENCE_DEVICE,
+        health=health_store(),
+        cooldown_s=float(settings.DEPLOYMENT_COOLDOWN_SECONDS),
     )
 
 

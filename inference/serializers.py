@@ -6,6 +6,8 @@ clients send proper JSON, and coercing would hide their bugs.
 
 from __future__ import annotations
 
+import re
+
 from rest_framework import serializers
 
 from accounts.fields import StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField
@@ -63,17 +65,134 @@ class MessageContentField(serializers.Field):
         return value
 
 
+FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
+MAX_TOOLS = 128
+MAX_LOGIT_BIAS = 300
+
+
+class ToolCallFunctionSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=64)
+    arguments = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=MAX_TEXT_CHARS)
+
+
+class ToolCallSerializer(serializers.Serializer):
+    """A tool call an assistant message made earlier in the conversation."""
+
+    id = StrictCharField(max_length=200)
+    type = serializers.ChoiceField(choices=["function"])
+    function = ToolCallFunctionSerializer()
+
+
 class MessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=["system", "developer", "user", "assistant", "tool"])
-    content = MessageContentField(allow_null=True)
+    content = MessageContentField(allow_null=True, required=False)
     name = StrictCharField(required=False, max_length=64)
+    tool_calls = ToolCallSerializer(many=True, required=False, allow_empty=False)
+    tool_call_id = StrictCharField(required=False, max_length=200)
 
     def validate(self, attrs):
+        if attrs.get("tool_calls") and attrs["role"] != "assistant":
+            raise serializers.ValidationError({"tool_calls": "Only assistant messages have tool_calls."})
+        if attrs["role"] == "tool" and not attrs.get("tool_call_id"):
+            raise serializers.ValidationError({"tool_call_id": "A tool message needs the tool_call_id it answers."})
         if attrs.get("content") is None:
-            raise serializers.ValidationError({"content": "Message content may not be null."})
+            if not attrs.get("tool_calls"):
+                raise serializers.ValidationError({"content": "Message content may not be null."})
+            attrs["content"] = None  # an assistant message that only called tools
         if attrs["role"] == "developer":
             attrs["role"] = "system"  # newer SDKs send "developer" for system instructions
         return attrs
+
+
+def _function_name(value, where: str) -> str:
+    if not isinstance(value, str) or not re.match(FUNCTION_NAME, value):
+        raise serializers.ValidationError(f"{where}: function names have 1-64 letters, digits, '_' or '-'.")
+    return value
+
+
+class ToolsField(serializers.Field):
+    """`tools`: [{"type": "function", "function": {"name", "description"?, "parameters"?, "strict"?}}]."""
+
+    def to_internal_value(self, data) -> list[dict]:
+        if not isinstance(data, list) or len(data) > MAX_TOOLS:
+            raise serializers.ValidationError(f"tools must be a list of at most {MAX_TOOLS} tools.")
+        for index, tool in enumerate(data):
+            if (
+                not isinstance(tool, dict)
+                or tool.get("type") != "function"
+                or not isinstance(tool.get("function"), dict)
+            ):
+                raise serializers.ValidationError(f"tools[{index}] is not {{'type': 'function', 'function': {{...}}}}.")
+            function = tool["function"]
+            _function_name(function.get("name"), f"tools[{index}].function.name")
+            if "parameters" in function and not isinstance(function["parameters"], dict):
+                raise serializers.ValidationError(f"tools[{index}].function.parameters must be a JSON Schema object.")
+            if "description" in function and not isinstance(function["description"], str):
+                raise serializers.ValidationError(f"tools[{index}].function.description must be a string.")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class ToolChoiceField(serializers.Field):
+    """`tool_choice`: "none" | "auto" | "required" | {"type": "function", "function": {"name"}}."""
+
+    def to_internal_value(self, data):
+        if data in ("none", "auto", "required"):
+            return data
+        if (
+            isinstance(data, dict)
+            and data.get("type") == "function"
+            and isinstance(data.get("function"), dict)
+            and isinstance(data["function"].get("name"), str)
+        ):
+            _function_name(data["function"]["name"], "tool_choice.function.name")
+            return data
+        raise serializers.ValidationError(
+            "tool_choice is 'none', 'auto', 'required' or {'type': 'function', 'function': {'name': ...}}."
+        )
+
+    def to_representation(self, value):
+        return value
+
+
+class ResponseFormatField(serializers.Field):
+    """`response_format`: {"type": "text" | "json_object"} or {"type": "json_schema", "json_schema":
+    {"name", "schema"?, "strict"?, "description"?}}."""
+
+    def to_internal_value(self, data) -> dict:
+        if not isinstance(data, dict) or data.get("type") not in ("text", "json_object", "json_schema"):
+            raise serializers.ValidationError("response_format type must be 'text', 'json_object' or 'json_schema'.")
+        if data["type"] == "json_schema":
+            schema = data.get("json_schema")
+            if not isinstance(schema, dict) or not isinstance(schema.get("name"), str):
+                raise serializers.ValidationError("json_schema needs a 'name' (and usually a 'schema').")
+            if "schema" in schema and not isinstance(schema["schema"], dict):
+                raise serializers.ValidationError("json_schema.schema must be a JSON Schema object.")
+            if "strict" in schema and not isinstance(schema["strict"], bool | type(None)):
+                raise serializers.ValidationError("json_schema.strict must be a boolean.")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class LogitBiasField(serializers.Field):
+    """`logit_bias`: {"token id": bias from -100 to 100}."""
+
+    def to_internal_value(self, data) -> dict:
+        if not isinstance(data, dict) or len(data) > MAX_LOGIT_BIAS:
+            raise serializers.ValidationError(f"logit_bias maps at most {MAX_LOGIT_BIAS} token ids to a bias.")
+        for token, bias in data.items():
+            if not token.isdigit():
+                raise serializers.ValidationError(f"{token!r} is not a token id.")
+            if isinstance(bias, bool) or not isinstance(bias, int | float) or not -100 <= bias <= 100:
+                raise serializers.ValidationError(f"The bias of token {token} must be a number from -100 to 100.")
+        return data
+
+    def to_representation(self, value):
+        return value
 
 
 class SamplingSerializer(serializers.Serializer):
@@ -91,7 +210,7 @@ class SamplingSerializer(serializers.Serializer):
     presence_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
     frequency_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
     user = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=256)
-    logprobs = serializers.JSONField(required=False, allow_null=True)
+    logit_bias = LogitBiasField(required=False, allow_null=True)
 
     def validate_stream_options(self, value):
         if value is None:
@@ -100,11 +219,6 @@ class SamplingSerializer(serializers.Serializer):
         if not isinstance(include_usage, bool):
             raise serializers.ValidationError("include_usage must be a boolean.")
         return {"include_usage": include_usage}
-
-    def validate_logprobs(self, value):
-        if value is not None and value is not False:  # a boolean in OpenAI's API; 0 is not false
-            raise serializers.ValidationError("logprobs are not supported by this server.")
-        return None
 
     def validate(self, attrs):
         if attrs.get("stream_options") and not attrs.get("stream"):
@@ -115,24 +229,26 @@ class SamplingSerializer(serializers.Serializer):
 class ChatCompletionSerializer(SamplingSerializer):
     messages = MessageSerializer(many=True, allow_empty=False, max_length=1000)  # type: ignore[call-arg]  # ListSerializer's
     max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
-    response_format = serializers.DictField(required=False, allow_null=True)
-    tools = serializers.ListField(required=False, allow_null=True)
-
-    def validate_response_format(self, value):
-        if value and value.get("type") not in (None, "text"):
-            raise serializers.ValidationError("Only response_format {'type': 'text'} is supported.")
-        return value
-
-    def validate_tools(self, value):
-        if value:
-            raise serializers.ValidationError("Tool calling is not supported by this server.")
-        return value
+    response_format = ResponseFormatField(required=False, allow_null=True)
+    tools = ToolsField(required=False, allow_null=True)
+    tool_choice = ToolChoiceField(required=False, allow_null=True)
+    parallel_tool_calls = StrictBooleanField(required=False, allow_null=True)
+    logprobs = StrictBooleanField(required=False, allow_null=True)  # a boolean here; 0 is not false
+    top_logprobs = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=20)
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
         if attrs.get("max_completion_tokens") is not None:
             attrs["max_tokens"] = attrs["max_completion_tokens"]
-        total_chars = sum(len(message["content"]) for message in attrs["messages"])
+        if attrs.get("top_logprobs") is not None and not attrs.get("logprobs"):
+            raise serializers.ValidationError({"top_logprobs": "top_logprobs needs logprobs: true."})
+        if attrs.get("tool_choice") not in (None, "none") and not attrs.get("tools"):
+            raise serializers.ValidationError({"tool_choice": "tool_choice needs tools."})
+        if attrs.get("parallel_tool_calls") is not None and not attrs.get("tools"):
+            raise serializers.ValidationError(
+                {"parallel_tool_calls": "parallel_tool_calls is only allowed with tools."}
+            )
+        total_chars = sum(len(message["content"] or "") for message in attrs["messages"])
         if total_chars > MAX_TEXT_CHARS:
             raise serializers.ValidationError({"messages": f"Messages exceed {MAX_TEXT_CHARS} characters."})
         return attrs
@@ -140,6 +256,7 @@ class ChatCompletionSerializer(SamplingSerializer):
 
 class CompletionSerializer(SamplingSerializer):
     prompt = serializers.JSONField()
+    logprobs = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=5)
     echo = StrictBooleanField(required=False, allow_null=True)
     suffix = StrictCharField(required=False, allow_null=True, allow_blank=True)
 

@@ -7,17 +7,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable
+import logging
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from accounts.caller import Caller
 from accounts.models import Plan
 from inference import errors
-from inference.engine.types import EmbedProgress, EngineError, GenerationRequest, SamplingParams, TextDelta
+from inference.engine.types import (
+    EmbedProgress,
+    EngineError,
+    GenerationRequest,
+    ModelLoadError,
+    ModelSpec,
+    Overloaded,
+    SamplingParams,
+    TextDelta,
+    UpstreamError,
+)
 from inference.registry import aenabled_specs
 from inference.runtime import current_manager
 
 DEFAULT_MAX_TOKENS = 256
+logger = logging.getLogger(__name__)
 
 TextStream = AsyncGenerator[TextDelta, None]  # what TextGenerator.stream() returns
 
@@ -44,6 +57,77 @@ async def model_for_caller(name: str, *, caller: Caller, kind: str):
         expected = "an embedding" if kind == "embedding" else "a chat/completion"
         raise errors.invalid(f"`{name}` is not {expected} model.", param="model", code="wrong_model_kind")
     return spec
+
+
+# Request parameter -> the capability a model needs to honour it (see ModelSpec.capabilities).
+PASSTHROUGH = {
+    "tools": "tools",
+    "tool_choice": "tools",
+    "parallel_tool_calls": "tools",
+    "response_format": "response_format",
+    "logprobs": "logprobs",
+    "top_logprobs": "logprobs",
+    "logit_bias": "logit_bias",
+}
+
+
+def _is_default(name: str, value) -> bool:
+    """A value that asks for nothing beyond plain generation: honoured by every model."""
+    if value is None:
+        return True
+    if name == "parallel_tool_calls":
+        return False  # true or false: either says something about tool calls
+    if value is False or value == [] or value == {}:
+        return True
+    if name == "tool_choice":
+        return value == "none"
+    if name == "response_format":
+        return value.get("type") == "text"
+    return False
+
+
+def passthrough_params(data: dict, *, spec: ModelSpec) -> dict[str, Any]:
+    """The optional OpenAI parameters to forward verbatim to the model's upstream (all those it
+    supports, as sent); a 400 naming the first one the model cannot honour (never silently
+    dropped; a value that asks for nothing, like tool_choice "none", is honoured by any model).
+    `user` is always accepted (and forwarded to upstreams; in-process runners have no use for it)."""
+    extra: dict[str, Any] = {}
+    for name, capability in PASSTHROUGH.items():
+        if name not in data or data[name] is None:
+            continue
+        value = data[name]
+        if capability in spec.capabilities:
+            extra[name] = value
+        elif not _is_default(name, value):
+            raise errors.ApiError(
+                f"The model `{spec.name}` does not support the parameter `{name}`.",
+                status=400,
+                type="invalid_request_error",
+                param=name,
+                code="unsupported_parameter",
+            )
+    for index, message in enumerate(data.get("messages") or ()):
+        for name in ("tool_calls", "tool_call_id"):
+            if name in message and "tools" not in spec.capabilities:
+                raise errors.ApiError(
+                    f"The model `{spec.name}` does not support tool calling.",
+                    status=400,
+                    type="invalid_request_error",
+                    param=f"messages[{index}].{name}",
+                    code="unsupported_parameter",
+                )
+    if data.get("user"):
+        extra["user"] = data["user"]
+    return extra
+
+
+def chat_message(message: dict) -> dict:
+    """A validated message as the engine takes it: role and content, and the tool fields."""
+    out = {"role": message["role"], "content": message["content"]}
+    for name in ("tool_calls", "tool_call_id", "name"):
+        if name in message and (name != "name" or message.get("tool_call_id") or message.get("tool_calls")):
+            out[name] = message[name]
+    return out
 
 
 def sampling_params(data: dict, *, plan: Plan) -> SamplingParams:
@@ -77,6 +161,8 @@ class Generation:
 
     prompt_tokens: int = 0
     completion_tokens: list[int] = field(default_factory=list)
+    # per choice, what an upstream returned besides text: {"tool_calls": [...], "logprobs": {...}}
+    extras: list[dict] = field(default_factory=list)
 
     @property
     def total_completion_tokens(self) -> int:
@@ -100,7 +186,44 @@ async def generation_start(
     """Start n choices of a generation; raise ApiError for anything that fails before the first token.
 
     `check_prompt(prompt_tokens)` (the meter's plan cap) may refuse the prompt before any model
-    time is spent on it."""
+    time is spent on it. When every deployment of the model fails, its fallback models are tried
+    in order (those that honour the request's parameters)."""
+    chain = await _model_chain(model, kind="chat", extra=request.extra)
+    for position, name in enumerate(chain):
+        try:
+            return await _generation_start_on(model=name, request=request, n=n, check_prompt=check_prompt)
+        except errors.ApiError as exc:
+            cause = exc.__cause__
+            if position + 1 == len(chain) or not isinstance(cause, FALLBACK_ON):
+                if position and isinstance(cause, EngineError):
+                    raise errors.from_engine_error(cause, model=model) from cause
+                raise
+            logger.warning("model %s failed (%s); trying its fallback %s", name, exc.code, chain[position + 1])
+    raise AssertionError("unreachable: the chain holds at least the model")
+
+
+# Failures of a whole model that its fallbacks may not have.
+FALLBACK_ON = (UpstreamError, Overloaded, ModelLoadError)
+
+
+async def _model_chain(model: str, *, kind: str, extra: Mapping[str, Any]) -> list[str]:
+    """The model, then its enabled fallbacks of the same kind that support the request's parameters."""
+    specs = await aenabled_specs()
+    spec = specs.get(model)
+    chain = [model]
+    for name in spec.fallbacks if spec is not None else ():
+        fallback = specs.get(name)
+        if fallback is None or fallback.kind != kind or name in chain:
+            continue
+        if any(PASSTHROUGH[key] not in fallback.capabilities for key in extra if key in PASSTHROUGH):
+            continue
+        chain.append(name)
+    return chain
+
+
+async def _generation_start_on(
+    *, model: str, request: GenerationRequest, n: int, check_prompt: Callable[[int], None] | None
+) -> tuple[Generation, list[tuple[TextDelta, TextStream]]]:
     manager = await current_manager()
     try:
         generator = await manager.get_text_generator(model)
@@ -118,7 +241,9 @@ async def generation_start(
             raise
     except EngineError as exc:
         raise errors.from_engine_error(exc, model=model) from exc
-    generation = Generation(prompt_tokens=primed[0][0].prompt_tokens, completion_tokens=[0] * n)
+    generation = Generation(
+        prompt_tokens=primed[0][0].prompt_tokens, completion_tokens=[0] * n, extras=[{} for _ in range(n)]
+    )
     return generation, primed
 
 
@@ -134,6 +259,8 @@ async def generation_deltas(
             if first.finish_reason is None:
                 async for delta in stream:
                     generation.completion_tokens[0] = delta.completion_tokens
+                    if delta.finish_reason is not None:  # an upstream's exact count, at the end
+                        generation.prompt_tokens = delta.prompt_tokens
                     yield 0, delta
         finally:
             await stream.aclose()
@@ -162,6 +289,8 @@ async def generation_deltas(
             generation.completion_tokens[index] = item.completion_tokens
             if item.finish_reason is not None:
                 finished += 1
+                if index == 0:
+                    generation.prompt_tokens = item.prompt_tokens
             yield index, item
     finally:
         for task in tasks:
@@ -178,7 +307,22 @@ async def generation_collect(generation: Generation, primed) -> list[tuple[str, 
             texts[index].append(delta.text)
             if delta.finish_reason is not None:
                 reasons[index] = delta.finish_reason
+            if delta.tool_calls or delta.logprobs:
+                _merge_extras(generation.extras[index], delta)
     return [("".join(parts), reason) for parts, reason in zip(texts, reasons, strict=True)]
+
+
+def _merge_extras(extras: dict, delta: TextDelta) -> None:
+    """Collect tool_calls and logprobs (a non-streamed upstream answer has each in one delta)."""
+    if delta.tool_calls:
+        extras.setdefault("tool_calls", []).extend(delta.tool_calls)
+    if delta.logprobs:
+        merged = extras.setdefault("logprobs", {})
+        for key, value in delta.logprobs.items():
+            if isinstance(value, list) and isinstance(merged.get(key), list):
+                merged[key] = merged[key] + value
+            else:
+                merged[key] = value
 
 
 async def generation_run(
@@ -194,10 +338,17 @@ async def generation_run(
 
 async def embeddings_create(*, model: str, texts: list[str], progress: EmbedProgress | None = None):
     """Embed `texts`. Cancelling stops the work between batches; `progress.prompt_tokens` then
-    holds what was embedded, for billing."""
+    holds what was embedded, for billing. Fallback models are tried when every deployment fails."""
     manager = await current_manager()
-    try:
-        embedder = await manager.get_embedder(model)
-        return await embedder.embed(texts, progress)
-    except EngineError as exc:
-        raise errors.from_engine_error(exc, model=model) from exc
+    chain = await _model_chain(model, kind="embedding", extra={})
+    for position, name in enumerate(chain):
+        try:
+            embedder = await manager.get_embedder(name)
+            return await embedder.embed(texts, progress)
+        except FALLBACK_ON as exc:
+            if position + 1 == len(chain):
+                raise errors.from_engine_error(exc, model=model) from exc
+            logger.warning("model %s failed (%s); trying its fallback %s", name, exc.code, chain[position + 1])
+        except EngineError as exc:
+            raise errors.from_engine_error(exc, model=model) from exc
+    raise AssertionError("unreachable: the chain holds at least the model")

@@ -138,6 +138,11 @@ class ApiHandler(ASGIHandler):
             response = database_unavailable().response()
         except RawPostDataException:
             response = ApiError("The request body could not be read.", status=400).response()
+        except Exception:  # the views answer their own errors; this is the handler's last resort
+            logger.exception("unhandled error in %s", request.path)
+            response = ApiError(
+                "The server had an error while processing your request.", status=500, type="server_error"
+            ).response()
         response = self.frame_options.process_response(request, self.security.process_response(request, response))
         response["x-request-id"] = request.request_id
         if not response.streaming and not response.has_header("Content-Length"):

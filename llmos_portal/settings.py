@@ -286,6 +286,10 @@ DEFAULT_EMBEDDING_MODEL = env_str("DEFAULT_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
 PLAYGROUND_MAX_CONCURRENT_PER_USER = env_int("PLAYGROUND_MAX_CONCURRENT_PER_USER", 2, minimum=1)  # per process
 PLAYGROUND_MAX_MESSAGE_BYTES = env_int("PLAYGROUND_MAX_MESSAGE_BYTES", 65_536, minimum=1024)
 RESPONSE_CACHE_SECONDS = env_int("RESPONSE_CACHE_SECONDS", 3600, minimum=0)  # 0 turns the cache off
+# How long a failed deployment of a model group is skipped (shared through Redis when set).
+DEPLOYMENT_COOLDOWN_SECONDS = env_int("DEPLOYMENT_COOLDOWN_SECONDS", 30, minimum=0)
+# SSE comment (`: keep-alive`) sent while a stream waits this long for a token; 0 turns it off.
+SSE_KEEPALIVE_SECONDS = env_int("SSE_KEEPALIVE_SECONDS", 10, minimum=0)
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # lets a Prometheus scraper read /metrics without a session
 USAGE_BACKGROUND_WRITES = True
 
@@ -335,5 +339,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # httpx logs each request's URL at INFO: an upstream URL can hold credentials (user:token@host).
+    "loggers": {"django.request": {"level": "ERROR"}, "httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }

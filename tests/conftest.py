@@ -20,14 +20,10 @@ def _models_only_with_the_marker(request, monkeypatch):
         return
     from inference.engine.manager import ModelManager
 
-    build = ModelManager._build_backend
+    def guarded(self, spec):  # every in-process runner is built here (upstream deployments are not)
+        raise AssertionError(f"{request.node.nodeid} loads the model {spec.name!r}: mark it @pytest.mark.model")
 
-    def guarded(self, spec):
-        if spec.backend != "upstream":
-            raise AssertionError(f"{request.node.nodeid} loads the model {spec.name!r}: mark it @pytest.mark.model")
-        return build(self, spec)
-
-    monkeypatch.setattr(ModelManager, "_build_backend", guarded)
+    monkeypatch.setattr(ModelManager, "_build_local", guarded)
 
 
 @pytest.fixture(autouse=True)

@@ -177,3 +177,13 @@ def test_stale_connections_are_closed_around_database_calls_but_never_inside_a_t
     assert closed == []  # a transaction's connection is left alone
     db.close_stale_connections()
     assert closed == [True]
+
+
+def test_an_unexpected_error_outside_the_views_is_an_openai_500(monkeypatch, owner_key):
+    async def broken(request):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("llmos_portal.api_handler.aip_refusal", broken)
+    result = call("GET", "/v1/models", owner_key)
+    assert result.status == 500 and result.json()["error"]["type"] == "server_error"
+    assert result.headers["x-request-id"]

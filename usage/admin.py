@@ -22,10 +22,11 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "latency_ms",
         "ttft_ms",
         "cached",
+        "end_user",
     ]
     list_filter = ["endpoint", "model", "status_code", "cached", "streamed"]
     list_select_related = ["user", "api_key", "organization"]
-    search_fields = ["user__email", "request_id", "model"]
+    search_fields = ["user__email", "request_id", "model", "end_user"]
     date_hierarchy = "created_at"
 
     def has_add_permission(self, request) -> bool:

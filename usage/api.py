@@ -19,11 +19,15 @@ class UsageQuerySerializer(serializers.Serializer):
     start = serializers.DateField(required=False, help_text="First UTC day (default: 29 days before end).")
     end = serializers.DateField(required=False, help_text="Last UTC day, included (default: today).")
     group_by = serializers.ChoiceField(
-        choices=["day", "model", "key", "endpoint", "member"],
+        choices=["day", "model", "key", "endpoint", "member", "end_user"],
         default="day",
-        help_text="`member`: by the member requests are attributed to (organizations, owners and admins).",
+        help_text="`member`: by the member requests are attributed to (organizations, owners and admins);"
+        " `end_user`: by the OpenAI `user` the requests sent.",
     )
     model = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    end_user = serializers.CharField(
+        required=False, allow_blank=True, max_length=256, help_text="Only requests that sent this OpenAI `user`."
+    )
     organization = serializers.IntegerField(
         required=False,
         min_value=1,
@@ -49,7 +53,7 @@ class UsageTotalsSerializer(serializers.Serializer):
 
 
 class UsageGroupSerializer(UsageTotalsSerializer):
-    key = serializers.CharField(help_text="The day, model, key name or endpoint.")
+    key = serializers.CharField(help_text="The day, model, key name, endpoint or end user (`user`).")
 
 
 class LatencySerializer(serializers.Serializer):
@@ -93,6 +97,8 @@ def _group_key(row: dict, group_by: str) -> str:
         return row["day"].isoformat()
     if group_by == "key":
         return row["api_key_name"]
+    if group_by == "end_user":
+        return row["end_user"]
     if group_by == "member":
         return row["user__email"]
     return row["model" if group_by == "model" else "endpoint"]
@@ -118,7 +124,11 @@ class UsageView(APIView):
             except Membership.DoesNotExist as exc:
                 raise NotFound("No such organization.") from exc
         rows = selectors.usage_for_user(
-            user=request.user, period=period, model=query.validated_data.get("model", ""), membership=membership
+            user=request.user,
+            period=period,
+            model=query.validated_data.get("model", ""),
+            membership=membership,
+            end_user=query.validated_data.get("end_user", ""),
         )
         if group_by == "day":
             groups = selectors.usage_daily(rows, period)

@@ -79,6 +79,7 @@ class Decision:
     message: str
     retry_after: int
     headers: dict[str, str]
+    limit: str = ""  # what ran out: "requests" or "tokens" (a per-minute window or the daily budget)
 
 
 def _seconds_left(now: float, period: int) -> int:
@@ -103,26 +104,29 @@ def decide(limits: Limits, usage: Usage, now: float) -> Decision:
         headers["x-ratelimit-remaining-tokens"] = str(max(0, limits.tokens_per_minute - usage.tokens_this_minute))
         headers["x-ratelimit-reset-tokens"] = _fmt(minute_left)
 
-    def refuse(code: str, message: str, retry_after: int) -> Decision:
-        return Decision(False, code, message, retry_after, {**headers, "Retry-After": str(retry_after)})
+    def refuse(code: str, message: str, retry_after: int, limit: str) -> Decision:
+        return Decision(False, code, message, retry_after, {**headers, "Retry-After": str(retry_after)}, limit)
 
     if limits.tokens_per_day is not None and usage.tokens_today >= limits.tokens_per_day:
         return refuse(
             "insufficient_quota",
             f"You exceeded your daily token budget ({limits.tokens_per_day} tokens). It renews at 00:00 UTC.",
             day_left,
+            "tokens",
         )
     if limits.requests_per_minute is not None and usage.requests_this_minute > limits.requests_per_minute:
         return refuse(
             "rate_limit_exceeded",
             f"Rate limit reached: {limits.requests_per_minute} requests per minute. Retry in {minute_left}s.",
             minute_left,
+            "requests",
         )
     if limits.tokens_per_minute is not None and usage.tokens_this_minute >= limits.tokens_per_minute:
         return refuse(
             "rate_limit_exceeded",
             f"Rate limit reached: {limits.tokens_per_minute} tokens per minute. Retry in {minute_left}s.",
             minute_left,
+            "tokens",
         )
     return Decision(True, None, "", 0, headers)
 

@@ -39,12 +39,13 @@ class LimitExceeded(Exception):
     their concurrent requests (`concurrency_limit_exceeded`), or sent a prompt longer than their
     plan allows (`prompt_too_long`, status 400: retrying the same request cannot help)."""
 
-    def __init__(self, message: str, *, code: str, headers: dict[str, str], status: int = 429):
+    def __init__(self, message: str, *, code: str, headers: dict[str, str], status: int = 429, limit: str = "requests"):
         super().__init__(message)
         self.message = message
         self.code = code
         self.headers = headers
         self.status = status
+        self.limit = limit  # what ran out: "requests" (rate, concurrency) or "tokens" (rate, budget)
 
 
 CONCURRENCY_RETRY_SECONDS = 1
@@ -71,6 +72,7 @@ class RequestMeter:
     request_id: str = ""
     caller: Caller | None = None  # set once authenticated; nobody is billed before that
     model: str = ""
+    end_user: str | None = None  # the request's OpenAI `user` field
     streamed: bool = False
     cached: bool = False
     prompt_tokens: int = 0
@@ -123,7 +125,12 @@ class RequestMeter:
                 refusal = key_decision
         self.rate_limit_headers = headers
         if refusal is not None:
-            raise LimitExceeded(refusal.message, code=refusal.code or "rate_limit_exceeded", headers=headers)
+            raise LimitExceeded(
+                refusal.message,
+                code=refusal.code or "rate_limit_exceeded",
+                headers=headers,
+                limit=refusal.limit or "requests",
+            )
         slot_subject = key_subject or self.user_subject
         self.slot = await limits.acquire_slot(subject=slot_subject, limit=plan.max_concurrent_requests)
         if self.slot is None:
@@ -231,6 +238,7 @@ class RequestMeter:
             streamed=self.streamed,
             client_disconnected=self.client_disconnected,
             request_id=self.request_id,
+            end_user=self.end_user or "",
         )
         if self.defer_usage:
             self.usage_event = event

@@ -33,6 +33,8 @@ class UsageRecord(models.Model):
     streamed = models.BooleanField(default=False)
     client_disconnected = models.BooleanField(default=False)
     request_id = models.CharField(max_length=128, blank=True)
+    # The request's OpenAI `user` field: the caller's own end-user id, for their abuse tracking.
+    end_user = models.CharField(max_length=256, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -41,6 +43,7 @@ class UsageRecord(models.Model):
         indexes = [
             models.Index(fields=["user", "created_at"], name="inference_u_user_id_0e0828_idx"),
             models.Index(fields=["api_key", "created_at"], name="inference_u_api_key_14e749_idx"),
+            models.Index(fields=["user", "end_user", "created_at"], name="usage_user_end_user_idx"),
             models.Index(fields=["organization", "created_at"], name="usage_org_created_idx"),
         ]
 

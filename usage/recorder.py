@@ -62,6 +62,7 @@ class UsageEvent:
     client_disconnected: bool = False
     request_id: str = ""
     organization_id: int | None = None  # an organization's key: the organization is billed
+    end_user: str = ""
     created_at: datetime = field(default_factory=timezone.now)
     attempts: int = field(default=0, compare=False)  # failed writes of this row on its own
 

@@ -78,6 +78,7 @@ def usage_for_user(
     api_key_id: int | None = None,
     status: str = "",
     membership=None,
+    end_user: str = "",
 ) -> QuerySet[UsageRecord]:
     """The usage rows in the period of the scope (see scope_rows), newest first, optionally filtered."""
     rows = scope_rows(user=user, membership=membership).filter(
@@ -85,6 +86,8 @@ def usage_for_user(
     )
     if model:
         rows = rows.filter(model=model)
+    if end_user:
+        rows = rows.filter(end_user=end_user)
     if api_key_id is not None:
         rows = rows.filter(api_key_id=api_key_id)
     if status == "ok":

@@ -18,7 +18,16 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .base import Embedder, TextGenerator
-from .types import ModelLoadError, ModelNotFound, ModelSpec
+from .router import (
+    DEFAULT_COOLDOWN_S,
+    Deployment,
+    HealthStore,
+    MemoryHealthStore,
+    RoutedEmbedder,
+    RoutedTextGenerator,
+    Router,
+)
+from .types import DeploymentSpec, ModelLoadError, ModelNotFound, ModelSpec
 
 if TYPE_CHECKING:
     from .local import TransformersTextGenerator
@@ -141,8 +150,12 @@ class ModelManager:
         max_batch_size: int = 8,
         torch_threads: int | None = None,
         device: str = "cpu",
+        health: HealthStore | None = None,
+        cooldown_s: float = DEFAULT_COOLDOWN_S,
     ):
         self.cache_dir = Path(cache_dir)
+        self.health = health or MemoryHealthStore()
+        self.cooldown_s = cooldown_s
         self.max_queue = max_queue
         self.max_batch_size = max_batch_size
         self.torch_threads = torch_threads
@@ -235,10 +248,39 @@ class ModelManager:
 
     def _build_backend(self, spec: ModelSpec) -> Any:
         """Construct a backend (runs in a worker thread). Tests may override this."""
-        if spec.backend == "upstream":
-            from .upstream import UpstreamEmbedder, UpstreamTextGenerator
+        if spec.backend == "upstream" or spec.deployments:
+            return self._build_group(spec)
+        return self._build_local(spec)
 
-            return UpstreamTextGenerator(spec) if spec.kind == "chat" else UpstreamEmbedder(spec)
+    def _build_group(self, spec: ModelSpec) -> RoutedTextGenerator | RoutedEmbedder:
+        """A model group: its enabled deployments behind a router (an upstream model without
+        deployment rows is one implicit deployment)."""
+        from .upstream import UpstreamEmbedder, UpstreamTextGenerator, implicit_deployment
+
+        specs: tuple[DeploymentSpec, ...] = spec.deployments or (implicit_deployment(spec),)
+        built: list[Deployment] = []
+        try:
+            for dep in specs:
+                if not dep.enabled:
+                    continue
+                if dep.kind == "in_process":
+                    if spec.backend == "upstream":
+                        raise ModelLoadError(f"model {spec.name!r}: an upstream model has no in-process runner")
+                    backend: Any = self._build_local(spec)
+                elif spec.kind == "chat":
+                    backend = UpstreamTextGenerator(spec, deployment=dep)
+                else:
+                    backend = UpstreamEmbedder(spec, deployment=dep)
+                built.append(Deployment(spec=dep, backend=backend))
+            router: Router = Router(spec.name, built, health=self.health, cooldown_s=self.cooldown_s)
+        except Exception:
+            for d in built:
+                d.backend.close()
+            raise
+        return RoutedTextGenerator(spec, router) if spec.kind == "chat" else RoutedEmbedder(spec, router)
+
+    def _build_local(self, spec: ModelSpec) -> Any:
+        """The model's own in-process runner."""
         if spec.kind == "chat" and spec.backend == "llama_cpp":
             return self._build_llama_chat(spec)
         if spec.kind == "chat" and spec.backend == "transformers":
@@ -333,6 +375,7 @@ class ModelManager:
                 "fallback": e.fallback,
                 "queue_depth": int(stats.get("queue_depth", 0)),
                 "running": int(stats.get("running", 0)),
+                "deployments": e.backend.deployments() if hasattr(e.backend, "deployments") else [],
             }
         return out
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, Literal
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+# In-process runners end with stop/length/cancelled/error; an upstream's own reason (tool_calls,
+# content_filter, ...) is passed through as it came.
+FinishReason = str
 Priority = Literal["interactive", "batch"]
 
 
@@ -50,6 +54,36 @@ class UpstreamError(EngineError):
         self.status = status
 
 
+class NoDeploymentAvailable(UpstreamError):
+    """Every deployment of a model is cooling down after failures, or at its parallel-request cap."""
+
+    code = "no_deployment_available"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, status: int = 503):
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One server (or the model's own in-process runner) behind a public model name."""
+
+    id: str  # stable across processes: health is shared under this id
+    name: str  # shown in /metrics and the admin; never the URL
+    kind: Literal["upstream", "in_process"] = "upstream"
+    upstream_url: str = field(default="", repr=False)  # may hold credentials
+    upstream_api_key: str = field(default="", repr=False)
+    upstream_model: str = ""
+    weight: float = 1.0
+    timeout_s: float = 120.0
+    max_parallel_requests: int = 0  # 0: no cap
+    enabled: bool = True
+
+
+# Optional OpenAI parameters a model may support (the upstream's capabilities; in-process: none).
+CAPABILITIES = ("tools", "response_format", "logprobs", "logit_bias")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What the manager needs to know to serve one model."""
@@ -65,6 +99,11 @@ class ModelSpec:
     upstream_model: str = ""  # model name on the upstream (defaults to name)
     context_length: int = 2048
     options: dict = field(default_factory=dict)
+    # Several deployments make a model group (weighted least-busy routing, failover). Empty: the
+    # model's own backend; an upstream model then is one implicit deployment of the fields above.
+    deployments: tuple[DeploymentSpec, ...] = ()
+    fallbacks: tuple[str, ...] = ()  # other models to try, in order, when every deployment fails
+    capabilities: frozenset[str] = frozenset()  # subset of CAPABILITIES
 
 
 @dataclass(frozen=True)
@@ -87,6 +126,11 @@ class GenerationRequest:
     prompt: str | None = None
     # "batch" (OpenAI Batch API lines) waits while interactive requests are queued for a slot.
     priority: Priority = "interactive"
+    # False: the caller wants the whole answer at once (an upstream is then called without stream).
+    stream: bool = True
+    # OpenAI parameters forwarded verbatim to an upstream that supports them (tools, tool_choice,
+    # parallel_tool_calls, response_format, logprobs, top_logprobs, logit_bias, user).
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -97,6 +141,10 @@ class TextDelta:
     prompt_tokens: int
     completion_tokens: int  # generated so far, including this delta
     finish_reason: FinishReason | None = None
+    # From an upstream, verbatim: the chunk's tool_calls deltas (or, unstreamed, the message's
+    # complete list) and its logprobs object.
+    tool_calls: list[dict] | None = None
+    logprobs: dict | None = None
 
 
 @dataclass

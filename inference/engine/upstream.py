@@ -14,9 +14,9 @@ import httpx
 
 from .base import Embedder, TextGenerator
 from .types import (
+    DeploymentSpec,
     EmbeddingResult,
     EmbedProgress,
-    FinishReason,
     GenerationRequest,
     InvalidRequest,
     ModelSpec,
@@ -25,28 +25,56 @@ from .types import (
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0)
+KEEPALIVE_EXPIRY_S = 30.0
+
+
+def timeout_for(seconds: float) -> httpx.Timeout:
+    """A deployment's timeout: each read (the first byte included) may take `seconds`."""
+    return httpx.Timeout(connect=min(5.0, seconds), read=seconds, write=min(30.0, seconds), pool=seconds)
 
 
 class _UpstreamClient:
-    """One httpx.AsyncClient per event loop (a pooled connection belongs to its loop)."""
+    """One pooled HTTP/1.1 keep-alive httpx.AsyncClient per deployment and event loop (a pooled
+    connection belongs to its loop): requests reuse open connections instead of a TCP (and TLS)
+    handshake each."""
 
-    def __init__(self, spec: ModelSpec, transport: httpx.AsyncBaseTransport | None, timeout: Any):
-        if not spec.upstream_url:
-            raise InvalidRequest(f"model {spec.name!r}: upstream_url is required")
-        self.spec = spec
-        self.base_url = spec.upstream_url.rstrip("/")
-        self.model = spec.upstream_model or spec.name
+    def __init__(
+        self,
+        *,
+        url: str,
+        api_key: str,
+        model: str,
+        transport: httpx.AsyncBaseTransport | None,
+        timeout: Any,
+        max_connections: int = 0,
+    ):
+        if not url:
+            raise InvalidRequest("an upstream deployment needs its base URL")
+        self.base_url = url.rstrip("/")
+        self.model = model
+        self._api_key = api_key
         self._transport = transport
         self._timeout = timeout
+        self._limits = httpx.Limits(
+            max_connections=max_connections or 256,
+            max_keepalive_connections=max_connections or 64,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
+        )
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
-            headers = {"Authorization": f"Bearer {self.spec.upstream_api_key}"} if self.spec.upstream_api_key else {}
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
             self._client = httpx.AsyncClient(
-                base_url=self.base_url, headers=headers, timeout=self._timeout, transport=self._transport
+                base_url=self.base_url,
+                headers=headers,
+                timeout=self._timeout,
+                transport=self._transport,
+                limits=self._limits,
+                http1=True,
+                http2=False,
             )
             self._loop = loop
         return self._client
@@ -66,9 +94,12 @@ class _UpstreamClient:
         if response.status_code >= 400:
             raise _status_error(response.status_code, response.text)
         try:
-            return response.json()
+            body = response.json()
         except ValueError as exc:
             raise UpstreamError("upstream sent invalid JSON", status=502) from exc
+        if not isinstance(body, dict):
+            raise UpstreamError("upstream sent a JSON value that is not an object", status=502)
+        return body
 
     async def stream_events(self, path: str, payload: dict) -> AsyncIterator[dict]:
         """POST with stream=true and yield each SSE `data:` JSON object until [DONE]."""
@@ -119,26 +150,55 @@ def _estimate_tokens(text: str) -> int:
 
 
 class _UpstreamBackend:
-    """What both upstream backends share: the spec and one pooled client to the server."""
+    """What both upstream backends share: the spec and one pooled client to one deployment (the
+    implicit one of an upstream model's own fields when no deployment is given)."""
 
     def __init__(
         self,
         spec: ModelSpec,
         *,
+        deployment: DeploymentSpec | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        timeout: Any = DEFAULT_TIMEOUT,
+        timeout: Any = None,
     ):
         self.name = spec.name
         self.spec = spec
         self.context_length = spec.context_length
-        self._http = _UpstreamClient(spec, transport, timeout)
+        if deployment is None:
+            deployment = implicit_deployment(spec)
+        self.deployment = deployment
+        self._http = _UpstreamClient(
+            url=deployment.upstream_url,
+            api_key=deployment.upstream_api_key,
+            model=deployment.upstream_model or spec.name,
+            transport=transport,
+            timeout=timeout if timeout is not None else timeout_for(deployment.timeout_s),
+            max_connections=deployment.max_parallel_requests,
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
 
+def implicit_deployment(spec: ModelSpec) -> DeploymentSpec:
+    """An upstream model without deployment rows: one deployment made of its own fields."""
+    if not spec.upstream_url:
+        raise InvalidRequest(f"model {spec.name!r}: upstream_url is required")
+    return DeploymentSpec(
+        id=f"model:{spec.name}",
+        name="default",
+        kind="upstream",
+        upstream_url=spec.upstream_url,
+        upstream_api_key=spec.upstream_api_key,
+        upstream_model=spec.upstream_model or spec.name,
+        timeout_s=DEFAULT_TIMEOUT.read or 120.0,
+    )
+
+
 class UpstreamTextGenerator(_UpstreamBackend, TextGenerator):
-    """Streams chat (/chat/completions) or raw prompts (/completions) from an upstream server."""
+    """Chat (/chat/completions) or raw prompts (/completions) on an upstream server: streamed when
+    the client streams, one plain JSON call when it wants the whole answer. tool_calls, logprobs
+    and finish_reason come back as the upstream gave them."""
 
     def __init__(self, spec: ModelSpec, **client_options: Any):
         super().__init__(spec, **client_options)
@@ -157,9 +217,10 @@ class UpstreamTextGenerator(_UpstreamBackend, TextGenerator):
             "max_tokens": p.max_tokens,
             "temperature": p.temperature,
             "top_p": p.top_p,
-            "stream": True,
-            "stream_options": {"include_usage": True},
+            "stream": request.stream,
         }
+        if request.stream:
+            payload["stream_options"] = {"include_usage": True}
         if p.seed is not None:
             payload["seed"] = p.seed
         if p.stop:
@@ -168,6 +229,7 @@ class UpstreamTextGenerator(_UpstreamBackend, TextGenerator):
             payload["presence_penalty"] = p.presence_penalty
         if p.frequency_penalty:
             payload["frequency_penalty"] = p.frequency_penalty
+        payload.update(request.extra)  # validated and capability-checked by the caller
         if request.messages is not None:
             return "/chat/completions", {**payload, "messages": list(request.messages)}
         if request.prompt is None:
@@ -175,29 +237,74 @@ class UpstreamTextGenerator(_UpstreamBackend, TextGenerator):
         return "/completions", {**payload, "prompt": request.prompt}
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[TextDelta, None]:
+        self._running += 1
+        try:
+            if request.stream:
+                async for delta in self._streamed(request):
+                    yield delta
+            else:
+                yield await self._whole(request)
+        finally:
+            self._running -= 1
+
+    async def _whole(self, request: GenerationRequest) -> TextDelta:
+        """One non-streaming call: the whole answer as a single final delta."""
+        path, payload = self._payload(request)
+        body = await self._http.post_json(path, payload)
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise UpstreamError("upstream response has no choices", status=502)
+        choice = choices[0]
+        message = choice.get("message")
+        if isinstance(message, dict):
+            text = message.get("content") or ""
+            tool_calls = message.get("tool_calls") or None
+        else:
+            text, tool_calls = choice.get("text") or "", None
+        if not isinstance(text, str):
+            raise UpstreamError("upstream response content is not text", status=502)
+        usage = body.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or self.count_prompt_tokens(request))
+        completion = int(usage.get("completion_tokens") or _estimate_tokens(text))
+        return TextDelta(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion,
+            finish_reason=str(choice.get("finish_reason") or "stop"),
+            tool_calls=tool_calls,
+            logprobs=choice.get("logprobs") or None,
+        )
+
+    async def _streamed(self, request: GenerationRequest) -> AsyncGenerator[TextDelta, None]:
         path, payload = self._payload(request)
         prompt_tokens = self.count_prompt_tokens(request)
         completion = 0
         finish: str | None = None
         usage: dict | None = None
-        self._running += 1
-        try:
-            async for event in self._http.stream_events(path, payload):
-                if event.get("usage"):
-                    usage = event["usage"]
-                for choice in event.get("choices") or []:
-                    text = _choice_text(choice)
-                    finish = choice.get("finish_reason") or finish
-                    if text:
-                        completion += 1
-                        yield TextDelta(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion)
-        finally:
-            self._running -= 1
+        async for event in self._http.stream_events(path, payload):
+            if event.get("usage"):
+                usage = event["usage"]
+            for choice in event.get("choices") or []:
+                text = _choice_text(choice)
+                finish = choice.get("finish_reason") or finish
+                delta = choice.get("delta")
+                tool_calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+                logprobs = choice.get("logprobs") or None
+                if text or tool_calls or logprobs:
+                    completion += 1
+                    yield TextDelta(
+                        text=text,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion,
+                        tool_calls=tool_calls or None,
+                        logprobs=logprobs,
+                    )
         if usage:
             prompt_tokens = int(usage.get("prompt_tokens", prompt_tokens))
             completion = int(usage.get("completion_tokens", completion))
-        reason: FinishReason = "length" if finish == "length" else "stop"  # content_filter, tool_calls -> stop
-        yield TextDelta(text="", prompt_tokens=prompt_tokens, completion_tokens=completion, finish_reason=reason)
+        yield TextDelta(
+            text="", prompt_tokens=prompt_tokens, completion_tokens=completion, finish_reason=finish or "stop"
+        )
 
     def stats(self) -> dict:
         return {"queue_depth": 0, "running": self._running}
@@ -219,7 +326,8 @@ class UpstreamEmbedder(_UpstreamBackend, Embedder):
         if not texts:
             raise InvalidRequest("input must not be empty")
         try:
-            body = await self._http.post_json("/embeddings", {"model": self._http.model, "input": list(texts)})
+            payload = {"model": self._http.model, "input": list(texts)}
+            body = await self._http.post_json("/embeddings", payload)
         except asyncio.CancelledError:
             if progress is not None:  # the upstream has the input: bill our estimate of it
                 progress.prompt_tokens = sum(_estimate_tokens(t) for t in texts)

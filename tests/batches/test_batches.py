@@ -4,7 +4,7 @@ and the runner (with a stand-in engine) billing each line once across a dead run
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -138,6 +138,7 @@ def test_another_users_files_and_batches_are_out_of_reach(owner_key, other_key):
 class FakeGeneration:
     prompt_tokens: int = 5
     total_completion_tokens: int = 2
+    extras: list = field(default_factory=lambda: [{}])  # per choice: an upstream's tool_calls, logprobs
 
 
 @pytest.fixture

@@ -71,6 +71,7 @@ async def test_concurrent_first_calls_load_once_and_states_move():
         "fallback": None,
         "queue_depth": 0,
         "running": 0,
+        "deployments": [],  # not a model group
     }
     mgr.shutdown()
     assert backends[0].closed
@@ -225,3 +226,53 @@ def test_llama_cpp_is_available_on_the_cpu():
 def test_unloaded_models_report_no_runner_yet():
     state = ModelManager([GGUF_CHAT], cache_dir="/tmp/unused").state()[GGUF_CHAT.name]
     assert (state["state"], state["runner"], state["fallback"]) == ("unloaded", None, None)
+
+
+class LocalStubManager(ModelManager):
+    """The model's own in-process runner is a FakeEmbedder (no weights loaded)."""
+
+    def _build_local(self, spec):
+        return FakeEmbedder(spec)
+
+
+@pytest.mark.asyncio
+async def test_a_model_group_mixes_the_in_process_runner_with_upstream_deployments():
+    from inference.engine.router import RoutedEmbedder
+    from inference.engine.types import DeploymentSpec
+    from inference.engine.upstream import UpstreamEmbedder
+
+    spec = ModelSpec(
+        name="mixed",
+        kind="embedding",
+        backend="sentence",
+        source="/nowhere",
+        deployments=(
+            DeploymentSpec(id="1", name="local", kind="in_process", weight=2.0),
+            DeploymentSpec(id="2", name="gpu", upstream_url="http://gpu.test/v1", upstream_model="e5"),
+            DeploymentSpec(id="3", name="off", upstream_url="http://off.test/v1", enabled=False),
+        ),
+    )
+    mgr = LocalStubManager([spec], cache_dir="/tmp/unused")
+    embedder = await mgr.get_embedder("mixed")
+    assert isinstance(embedder, RoutedEmbedder)
+    backends = {d.spec.name: d.backend for d in embedder.router.deployments}
+    assert set(backends) == {"local", "gpu"}  # a disabled deployment gets no traffic
+    assert isinstance(backends["local"], FakeEmbedder) and isinstance(backends["gpu"], UpstreamEmbedder)
+    assert [d["name"] for d in mgr.state()["mixed"]["deployments"]] == ["local", "gpu"]
+    mgr.shutdown()
+    assert backends["local"].closed
+
+
+@pytest.mark.asyncio
+async def test_an_upstream_model_cannot_have_an_in_process_deployment():
+    from inference.engine.types import DeploymentSpec
+
+    spec = ModelSpec(
+        name="remote",
+        kind="chat",
+        backend="upstream",
+        upstream_url="http://gpu.test/v1",
+        deployments=(DeploymentSpec(id="1", name="local", kind="in_process"),),
+    )
+    with pytest.raises(ModelLoadError, match="no in-process runner"):
+        await ModelManager([spec], cache_dir="/tmp/unused").get_text_generator("remote")

@@ -169,3 +169,89 @@ async def test_embedder_forwards_and_orders_vectors():
     with pytest.raises(UpstreamError) as info:
         await failing.embed(["a"])
     assert info.value.status == 500
+
+
+@pytest.mark.asyncio
+async def test_a_non_streaming_request_makes_one_plain_call_and_keeps_tool_calls_and_logprobs():
+    tool_call = {"id": "call_9", "type": "function", "function": {"name": "lookup", "arguments": '{"q": 1}'}}
+    logprobs = {"content": [{"token": "x", "logprob": -1.5, "bytes": [120], "top_logprobs": []}]}
+
+    def respond(request):
+        message = {"role": "assistant", "content": None, "tool_calls": [tool_call]}
+        choice = {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": "tool_calls"}
+        return httpx.Response(200, json={"choices": [choice], "usage": {"prompt_tokens": 21, "completion_tokens": 4}})
+
+    rec = Recorder(respond)
+    gen = UpstreamTextGenerator(SPEC, transport=httpx.MockTransport(rec))
+    extra = {"tools": [{"type": "function", "function": {"name": "lookup"}}], "tool_choice": "auto", "user": "u1"}
+    request = GenerationRequest(
+        params=SamplingParams(max_tokens=9), messages=({"role": "user", "content": "hi"},), stream=False, extra=extra
+    )
+    deltas = [d async for d in gen.stream(request)]
+    assert len(deltas) == 1
+    only = deltas[0]
+    assert only.finish_reason == "tool_calls" and only.tool_calls == [tool_call] and only.logprobs == logprobs
+    assert (only.text, only.prompt_tokens, only.completion_tokens) == ("", 21, 4)
+    body = rec.payload
+    assert body["stream"] is False and "stream_options" not in body
+    assert body["tools"] == extra["tools"] and body["tool_choice"] == "auto" and body["user"] == "u1"
+
+
+@pytest.mark.asyncio
+async def test_streamed_tool_call_deltas_and_finish_reason_pass_through_unchanged():
+    base = {"id": "c1", "object": "chat.completion.chunk"}
+    head = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    tail = {"index": 0, "function": {"arguments": '{"a": 1}'}}
+    body = sse(
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]},
+        {**base, "choices": [{"index": 0, "delta": {"tool_calls": [head]}}]},
+        {**base, "choices": [{"index": 0, "delta": {"tool_calls": [tail]}}]},
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        "[DONE]",
+    )
+    gen = UpstreamTextGenerator(SPEC, transport=httpx.MockTransport(lambda r: httpx.Response(200, content=body)))
+    deltas = [d async for d in gen.stream(chat("hi"))]
+    assert [d.tool_calls for d in deltas[:-1]] == [[head], [tail]]
+    assert deltas[-1].finish_reason == "tool_calls"
+
+
+@pytest.mark.asyncio
+async def test_requests_reuse_one_keep_alive_connection():
+    """HTTP/1.1 keep-alive: many requests, one TCP connection (no handshake per request)."""
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        nonlocal connections
+        connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(
+                    [h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][0].split(b":")[1]
+                )
+                await reader.readexactly(length)
+                reply = json.dumps(
+                    {"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}
+                ).encode()
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+                writer.write(f"content-length: {len(reply)}\r\n\r\n".encode() + reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    spec = ModelSpec(name="m", kind="chat", backend="upstream", upstream_url=f"http://127.0.0.1:{port}/v1")
+    gen = UpstreamTextGenerator(spec)
+    try:
+        request = GenerationRequest(
+            params=SamplingParams(), messages=({"role": "user", "content": "hi"},), stream=False
+        )
+        for _ in range(10):
+            text, final = await gen.generate(request)
+            assert text == "ok" and final.finish_reason == "stop"
+        assert connections == 1
+    finally:
+        await gen.aclose()
+        server.close()
+        await server.wait_closed()

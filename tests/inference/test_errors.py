@@ -12,6 +12,7 @@ from inference.engine.types import (
     InvalidRequest,
     ModelLoadError,
     ModelNotFound,
+    NoDeploymentAvailable,
     Overloaded,
     UpstreamError,
 )
@@ -27,6 +28,8 @@ from inference.errors import from_engine_error
         (Overloaded("full"), 503, "overloaded"),
         (ModelLoadError("broken file"), 503, "model_load_error"),
         (UpstreamError("refused", status=502), 502, "upstream_error"),
+        (UpstreamError("upstream answered 400: bad tool schema", status=400), 400, None),
+        (NoDeploymentAvailable("every deployment is cooling down", retry_after=12), 503, "no_deployment_available"),
         (EngineError("boom"), 500, "engine_error"),
     ],
 )
@@ -34,6 +37,8 @@ def test_engine_errors_map_to_openai_errors(error, status, code):
     api_error = from_engine_error(error, model="m")
     response = api_error.response()
     assert response.status_code == status
+    if isinstance(error, NoDeploymentAvailable):
+        assert response["Retry-After"] == "12"
     body = json.loads(response.content)
     assert set(body["error"]) == {"message", "type", "param", "code"} and body["error"]["code"] == code
 

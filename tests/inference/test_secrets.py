@@ -61,6 +61,18 @@ def _request():
     return GenerationRequest(params=SamplingParams(max_tokens=2), messages=({"role": "user", "content": "hi"},))
 
 
+async def test_successful_upstream_calls_log_neither_the_url_nor_the_key(caplog):
+    """httpx logs every request's URL at INFO; the portal's logging keeps it at WARNING."""
+    answer = {"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}
+    generator = UpstreamTextGenerator(SPEC, transport=httpx.MockTransport(lambda r: httpx.Response(200, json=answer)))
+    from dataclasses import replace
+
+    with caplog.at_level(logging.DEBUG):
+        text, _ = await generator.generate(replace(_request(), stream=False))
+    assert text == "ok"
+    assert "hunter2" not in caplog.text and "gpu.internal" not in caplog.text and SECRET_KEY not in caplog.text
+
+
 def test_engine_error_messages_lose_any_url():
     error = from_engine_error(UpstreamError(f"upstream answered 500: see {SECRET_URL}/status", status=502))
     assert "hunter2" not in error.message and "<upstream>" in error.message
@@ -98,6 +110,12 @@ def _change_form(remote_model: RegisteredModel, **changes) -> dict:
         "enabled": "on",
         "owned_by": remote_model.owned_by,
         "description": "",
+        "fallbacks": "",
+        # the Deployments inline's management form: no deployment rows
+        "deployments-TOTAL_FORMS": "0",
+        "deployments-INITIAL_FORMS": "0",
+        "deployments-MIN_NUM_FORMS": "0",
+        "deployments-MAX_NUM_FORMS": "1000",
     }
     data.update(changes)
     return data

@@ -143,3 +143,24 @@ def test_decide(usage, allowed, code):
 def test_unlimited_plan_sends_no_limit_headers():
     decision = decide(Limits(None, None, None), Usage(1_000, 10**9, 10**9), now=0.0)
     assert decision.allowed and decision.headers == {}
+
+
+def test_a_429_says_whether_requests_or_tokens_ran_out(owner, owner_key):
+    from asgiref.sync import async_to_sync
+
+    set_plan(owner, tokens_per_minute=100, requests_per_minute=1000)
+    async_to_sync(limits.record_tokens)(subject=f"user:{owner.pk}", tokens=150)
+    result = call("GET", "/v1/models", owner_key)
+    assert result.status == 429
+    error = result.json()["error"]
+    assert (
+        error["type"] == "tokens" and error["code"] == "rate_limit_exceeded" and "tokens per minute" in error["message"]
+    )
+    assert result.headers["x-ratelimit-remaining-tokens"] == "0"
+    assert int(result.headers["x-ratelimit-remaining-requests"]) > 0
+
+    set_plan(owner, tokens_per_minute=10**6, requests_per_minute=1)
+    result = call("GET", "/v1/models", owner_key)
+    error = result.json()["error"]
+    assert result.status == 429 and error["type"] == "requests" and "requests per minute" in error["message"]
+    assert result.headers["x-ratelimit-remaining-requests"] == "0"
