@@ -18,6 +18,7 @@ REGISTRY_TTL_SECONDS = 5.0
 
 _lock = threading.Lock()
 _cached: tuple[float, dict[str, ModelSpec]] | None = None
+_generation = 0  # bumped by every forget: a read that overlapped a change is not cached
 
 
 def deployment_spec(row: Deployment, model: RegisteredModel) -> DeploymentSpec:
@@ -65,10 +66,13 @@ def enabled_specs() -> dict[str, ModelSpec]:
     cached = _fresh()
     if cached is not None:
         return cached
+    with _lock:
+        generation = _generation
     rows = RegisteredModel.objects.filter(enabled=True).prefetch_related("deployments")
     specs = {row.name: spec_for(row) for row in rows}
     with _lock:
-        _cached = (time.monotonic(), specs)
+        if generation == _generation:  # else a change landed while we read: don't cache what it replaced
+            _cached = (time.monotonic(), specs)
     return specs
 
 
@@ -79,6 +83,7 @@ async def aenabled_specs() -> dict[str, ModelSpec]:
 
 
 def forget_cached_specs(**_kwargs) -> None:
-    global _cached
+    global _cached, _generation
     with _lock:
         _cached = None
+        _generation += 1
