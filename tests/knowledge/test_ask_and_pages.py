@@ -163,6 +163,9 @@ def test_the_server_thread_ingests_documents_off_the_request_path(settings, monk
     from tests.conftest import make_user
     from tests.knowledge.helpers import FakeModels
 
+    from tests.playground.conftest import seed_registry
+
+    seed_registry()  # an earlier transactional test may have flushed the migrations' model rows
     settings.BATCH_RUNNER = "thread"
     models = FakeModels()
     monkeypatch.setattr(inference_services, "embeddings_create", models.embeddings_create)
