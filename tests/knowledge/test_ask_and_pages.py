@@ -162,7 +162,6 @@ def test_the_server_thread_ingests_documents_off_the_request_path(settings, monk
     from inference import services as inference_services
     from tests.conftest import make_user
     from tests.knowledge.helpers import FakeModels
-
     from tests.playground.conftest import seed_registry
 
     seed_registry()  # an earlier transactional test may have flushed the migrations' model rows
