@@ -362,10 +362,12 @@ class Router(Generic[B]):
 # --- routed backends -----------------------------------------------------------------------------
 
 
-class RoutedTextGenerator(TextGenerator):
-    """A model group's chat/completion backend: each request on one of its deployments."""
+class _Routed:
+    """What both routed backends share: the group's router, its deployments' runner and state."""
 
-    def __init__(self, spec: ModelSpec, router: Router[TextGenerator]):
+    router: Router
+
+    def _route(self, spec: ModelSpec, router: Router) -> None:
         self.name = spec.name
         self.spec = spec
         self.context_length = spec.context_length
@@ -373,6 +375,24 @@ class RoutedTextGenerator(TextGenerator):
         local = [d.backend for d in router.deployments if d.spec.kind == "in_process"]
         self.runner = getattr(local[0], "runner", None) if local else "upstream"
         self.fallback = getattr(local[0], "fallback", None) if local else None
+
+    def deployments(self) -> list[dict]:
+        return self.router.state()
+
+    async def aclose(self) -> None:
+        for d in self.router.deployments:
+            await d.backend.aclose()
+
+    def close(self) -> None:
+        for d in self.router.deployments:
+            d.backend.close()
+
+
+class RoutedTextGenerator(_Routed, TextGenerator):
+    """A model group's chat/completion backend: each request on one of its deployments."""
+
+    def __init__(self, spec: ModelSpec, router: Router[TextGenerator]):
+        self._route(spec, router)
 
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
         # An in-process deployment counts exactly; an upstream estimates.
@@ -387,29 +407,12 @@ class RoutedTextGenerator(TextGenerator):
         queue = sum(int(d.backend.stats().get("queue_depth", 0)) for d in self.router.deployments)
         return {"queue_depth": queue, "running": sum(d.in_flight for d in self.router.deployments)}
 
-    def deployments(self) -> list[dict]:
-        return self.router.state()
 
-    async def aclose(self) -> None:
-        for d in self.router.deployments:
-            await d.backend.aclose()
-
-    def close(self) -> None:
-        for d in self.router.deployments:
-            d.backend.close()
-
-
-class RoutedEmbedder(Embedder):
+class RoutedEmbedder(_Routed, Embedder):
     """A model group's embeddings backend."""
 
     def __init__(self, spec: ModelSpec, router: Router[Embedder]):
-        self.name = spec.name
-        self.spec = spec
-        self.context_length = spec.context_length
-        self.router = router
-        local = [d.backend for d in router.deployments if d.spec.kind == "in_process"]
-        self.runner = getattr(local[0], "runner", None) if local else "upstream"
-        self.fallback = getattr(local[0], "fallback", None) if local else None
+        self._route(spec, router)
 
     @property
     def dimensions(self) -> int:  # type: ignore[override]  # known once a deployment answered
@@ -420,14 +423,3 @@ class RoutedEmbedder(Embedder):
 
     def stats(self) -> dict:
         return {"queue_depth": 0, "running": sum(d.in_flight for d in self.router.deployments)}
-
-    def deployments(self) -> list[dict]:
-        return self.router.state()
-
-    async def aclose(self) -> None:
-        for d in self.router.deployments:
-            await d.backend.aclose()
-
-    def close(self) -> None:
-        for d in self.router.deployments:
-            d.backend.close()
