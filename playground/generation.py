@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.utils.translation import gettext
+from django.utils import translation
+from django.utils.translation import gettext, gettext_lazy
 
 from accounts import selectors as account_selectors
 from accounts.caller import Caller
@@ -235,8 +236,31 @@ def _open_conversation(
     return conversation
 
 
+# The shared API errors are composed in English (as /v1 answers them); on a page in another
+# language the playground shows this sentence for the code instead, the English text as `detail`.
+PAGE_MESSAGES = {
+    "rate_limit_exceeded": gettext_lazy("You are over your plan's rate limit. Wait a moment and try again."),
+    "insufficient_quota": gettext_lazy("Your token budget for this period is used up."),
+    "concurrency_limit_exceeded": gettext_lazy("Too many requests at once: wait until one has finished."),
+    "prompt_too_long": gettext_lazy("The prompt is longer than your plan allows."),
+    "context_length_exceeded": gettext_lazy(
+        "The conversation is too long for this model: shorten it or lower the maximum tokens."
+    ),
+    "model_not_found": gettext_lazy("This model does not exist or is not available to you."),
+    "overloaded": gettext_lazy("The model is busy. Try again in a moment."),
+    "no_deployment_available": gettext_lazy("The model is unavailable right now. Try again in a moment."),
+    "upstream_error": gettext_lazy("The model's server did not answer. Try again in a moment."),
+    "model_load_error": gettext_lazy("The model could not be loaded. Tell the operators."),
+    "service_unavailable": gettext_lazy("The service is temporarily unavailable. Try again in a moment."),
+}
+
+
 def error_event(exc: ApiError) -> dict:
-    event = {"type": "error", "code": exc.code or exc.type, "message": exc.message, "status": exc.status}
+    code = exc.code or exc.type
+    event = {"type": "error", "code": code, "message": exc.message, "status": exc.status}
+    page_message = PAGE_MESSAGES.get(code)
+    if page_message is not None and not (translation.get_language() or "en").startswith("en"):
+        event["message"], event["detail"] = str(page_message), exc.message
     if exc.param:
         event["param"] = exc.param
     if "Retry-After" in exc.headers:

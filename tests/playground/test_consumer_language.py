@@ -50,3 +50,27 @@ async def test_the_switchers_cookie_wins_over_accept_language(alice_cookie):
     assert event["code"] == "message_too_large"
     assert event["message"] == f"消息不能超过 {settings.PLAYGROUND_MAX_MESSAGE_BYTES} 字节。"
     await ws.disconnect()
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_shared_api_errors_get_a_sentence_in_the_pages_language_and_keep_the_english_detail(language):
+    from django.utils import translation
+
+    from inference.errors import from_limit_exceeded
+    from playground.generation import PAGE_MESSAGES, error_event
+    from usage.metering import LimitExceeded
+
+    english = "Rate limit reached for requests: 20 per minute. Retry after 12 s."
+    refusal = LimitExceeded(english, code="rate_limit_exceeded", headers={"Retry-After": "12"})
+    with translation.override(language):
+        event = error_event(from_limit_exceeded(refusal))
+    assert event["code"] == "rate_limit_exceeded" and event["retry_after"] == 12
+    if language == "en":
+        assert event["message"] == english and "detail" not in event
+    else:
+        assert event["message"] == "已超出您套餐的速率限制，请稍候再试。" and event["detail"] == english
+    with translation.override("en"):
+        english_sentences = [str(text) for text in PAGE_MESSAGES.values()]
+    with translation.override("zh-hans"):  # every shared code has its sentence in the catalogue
+        chinese_sentences = [str(text) for text in PAGE_MESSAGES.values()]
+    assert all(zh != en for zh, en in zip(chinese_sentences, english_sentences, strict=True))
