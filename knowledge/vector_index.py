@@ -81,6 +81,11 @@ class SqliteVecIndex(VectorIndex):
 
     def _ensure(self, cursor, dimensions: int) -> str:
         table = _table(dimensions)
+        # A read first: the DDL below takes a write lock on the schema, which other connections'
+        # readers can hold (shared-cache SQLite fails at once instead of waiting).
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = %s", [table])
+        if cursor.fetchone() is not None:
+            return table
         cursor.execute(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING vec0("
             "chunk_id INTEGER PRIMARY KEY, knowledge_base_id TEXT PARTITION KEY, "

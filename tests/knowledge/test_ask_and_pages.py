@@ -8,11 +8,12 @@ import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts import services as account_services
-from knowledge import services
+from knowledge import services, vector_index
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.retrieval import NOT_FOUND_ANSWER
 from tests.inference.helpers import call
@@ -161,10 +162,16 @@ def test_pages_need_a_login(client):
 def test_the_server_thread_ingests_documents_off_the_request_path(settings, monkeypatch):
     from inference import services as inference_services
     from tests.conftest import make_user
-    from tests.knowledge.helpers import FakeModels
+    from tests.knowledge.helpers import DIMENSIONS, FakeModels
     from tests.playground.conftest import seed_registry
 
     seed_registry()  # an earlier transactional test may have flushed the migrations' model rows
+    # The vector table exists before the runner thread writes: creating it there would need the
+    # schema lock that this thread's reads of the shared in-memory test database can hold.
+    index = vector_index.current_index()
+    if isinstance(index, vector_index.SqliteVecIndex):
+        with connection.cursor() as cursor:
+            index._ensure(cursor, DIMENSIONS)
     settings.BATCH_RUNNER = "thread"
     models = FakeModels()
     monkeypatch.setattr(inference_services, "embeddings_create", models.embeddings_create)
