@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.test import override_settings
 
 from accounts import services
@@ -19,7 +18,9 @@ def set_plan(user, **values):
     for name, value in values.items():
         setattr(user.plan, name, value)
     user.plan.save()
-    cache.clear()  # cached key rows carry their plan for up to API_KEY_CACHE_SECONDS
+    # Cached key rows carry their plan: drop them (not the whole cache, which on Redis would also
+    # wipe the rate-limit windows a test is counting).
+    services.api_key_cache_forget_for_users(user_ids=[user.pk])
 
 
 def test_requests_per_minute_trips_with_429_headers_and_retry_after(owner, owner_key):
