@@ -57,6 +57,8 @@ HOT_VIEWS: frozenset[Callable] = frozenset(
 
 @functools.lru_cache(maxsize=512)  # resolving walks every URL pattern; the hot paths are few
 def _hot_match(path: str) -> ResolverMatch | None:
+    if not path.startswith("/v1/"):
+        return None
     try:
         match = get_resolver().resolve(path)
     except Resolver404:
@@ -80,10 +82,10 @@ class ApiHandler(ASGIHandler):
     @staticmethod
     def serves(path: str) -> bool:
         """True for the paths this handler answers itself."""
-        return path.startswith("/v1/") and _hot_match(path) is not None
+        return _hot_match(path) is not None
 
     async def __call__(self, scope, receive, send):
-        match = _hot_match(scope["path"]) if scope["type"] == "http" and scope["path"].startswith("/v1/") else None
+        match = _hot_match(scope["path"]) if scope["type"] == "http" else None
         if match is None:
             await self.fallback(scope, receive, send)
             return

@@ -16,7 +16,7 @@ from accounts import ip_rules
 from inference import services
 from llmos_portal import db
 from llmos_portal.api_handler import ApiHandler
-from tests.inference.helpers import call
+from tests.inference.helpers import asgi_scope, call
 from usage.models import UsageRecord
 from usage.recorder import recorder
 
@@ -24,20 +24,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _scope(path: str, *, method: str = "POST", host: bytes = b"testserver", headers=()) -> dict:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", host), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    return asgi_scope(path, method=method, host=host, headers=headers)
 
 
 def _bearer(key: str) -> tuple[bytes, bytes]:

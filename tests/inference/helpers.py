@@ -68,22 +68,9 @@ def _call_api_handler(method: str, path: str, key: str | None, body, headers: di
     if body is not None:
         headers.setdefault("Content-Type", "application/json")
     path, _, query = path.partition("?")
-    header_list = [(b"host", b"testserver"), (b"content-length", str(len(raw_body)).encode())]
+    header_list = [(b"content-length", str(len(raw_body)).encode())]
     header_list += [(name.lower().encode(), str(value).encode()) for name, value in headers.items()]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method.upper(),
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": header_list,
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = asgi_scope(path, method=method.upper(), query=query, headers=header_list)
 
     async def run() -> Result:
         communicator = ApplicationCommunicator(ApiHandler(fallback=None), scope)
@@ -100,3 +87,21 @@ def _call_api_handler(method: str, path: str, key: str | None, body, headers: di
         return Result(start["status"], response_headers, b"".join(chunks))
 
     return async_to_sync(run)()
+
+
+def asgi_scope(path: str, *, method: str = "GET", query: str = "", host: bytes = b"testserver", headers=()) -> dict:
+    """An HTTP scope as uvicorn sends it, from 127.0.0.1 to `host`."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", host), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
