@@ -1,7 +1,8 @@
 """Backends that forward to an external OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp).
 
-Errors never name the upstream URL or echo httpx's exception text: the URL can hold credentials
-(`https://user:token@host/v1`) and the messages reach clients and logs."""
+Requests go through one pooled keep-alive HTTP/1.1 client per deployment (http1.py). Errors never
+name the upstream URL or echo a peer's text: the URL can hold credentials (`https://user:token@host/v1`)
+and the messages reach clients and logs."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import httpx
-
 from .base import Embedder, TextGenerator
+from .http1 import Http1Pool, HttpError, HttpTimeout, Timeouts
 from .types import (
     DeploymentSpec,
     EmbeddingResult,
@@ -24,77 +24,57 @@ from .types import (
     UpstreamError,
 )
 
-DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0)
-KEEPALIVE_EXPIRY_S = 30.0
+DEFAULT_TIMEOUT = Timeouts(connect=5.0, read=120.0, write=30.0, pool=10.0)
+timeout_for = Timeouts.each
 
 
-def timeout_for(seconds: float) -> httpx.Timeout:
-    """A deployment's timeout: each read (the first byte included) may take `seconds`."""
-    return httpx.Timeout(connect=min(5.0, seconds), read=seconds, write=min(30.0, seconds), pool=seconds)
+def _json_bytes(payload: dict) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 class _UpstreamClient:
-    """One pooled HTTP/1.1 keep-alive httpx.AsyncClient per deployment and event loop (a pooled
-    connection belongs to its loop): requests reuse open connections instead of a TCP (and TLS)
-    handshake each."""
+    """One pooled HTTP/1.1 keep-alive client per deployment and event loop (a pooled connection
+    belongs to its loop): requests reuse open connections instead of a TCP (and TLS) handshake each."""
 
-    def __init__(
-        self,
-        *,
-        url: str,
-        api_key: str,
-        model: str,
-        transport: httpx.AsyncBaseTransport | None,
-        timeout: Any,
-        max_connections: int = 0,
-    ):
+    def __init__(self, *, url: str, api_key: str, model: str, timeout: Timeouts, max_connections: int = 0):
         if not url:
             raise InvalidRequest("an upstream deployment needs its base URL")
         self.base_url = url.rstrip("/")
         self.model = model
         self._api_key = api_key
-        self._transport = transport
         self._timeout = timeout
-        self._limits = httpx.Limits(
-            max_connections=max_connections or 256,
-            max_keepalive_connections=max_connections or 64,
-            keepalive_expiry=KEEPALIVE_EXPIRY_S,
-        )
-        self._client: httpx.AsyncClient | None = None
+        self._max_connections = max_connections or 256
+        self._pool: Http1Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def client(self) -> httpx.AsyncClient:
+    def pool(self) -> Http1Pool:
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop or self._client.is_closed:
+        if self._pool is None or self._loop is not loop:
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=headers,
-                timeout=self._timeout,
-                transport=self._transport,
-                limits=self._limits,
-                http1=True,
-                http2=False,
-            )
+            try:
+                self._pool = Http1Pool(
+                    self.base_url, headers=headers, timeouts=self._timeout, max_connections=self._max_connections
+                )
+            except ValueError as exc:
+                raise UpstreamError("the upstream URL is not a valid http(s) URL", status=502) from exc
             self._loop = loop
-        return self._client
+        return self._pool
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._loop is asyncio.get_running_loop():
-            await client.aclose()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     async def post_json(self, path: str, payload: dict) -> dict:
         try:
-            response = await self.client().post(path, json=payload)
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(f"upstream timed out ({type(exc).__name__})", status=504) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"upstream unreachable ({type(exc).__name__})", status=502) from exc
-        if response.status_code >= 400:
-            raise _status_error(response.status_code, response.text)
+            async with await self.pool().post(path, _json_bytes(payload)) as response:
+                data = await response.read()
+        except HttpError as exc:
+            raise _transport_error(exc) from exc
+        if response.status >= 400:
+            raise _status_error(response.status, data.decode("utf-8", "replace"))
         try:
-            body = response.json()
+            body = json.loads(data)
         except ValueError as exc:
             raise UpstreamError("upstream sent invalid JSON", status=502) from exc
         if not isinstance(body, dict):
@@ -104,27 +84,47 @@ class _UpstreamClient:
     async def stream_events(self, path: str, payload: dict) -> AsyncIterator[dict]:
         """POST with stream=true and yield each SSE `data:` JSON object until [DONE]."""
         try:
-            async with self.client().stream("POST", path, json=payload) as response:
-                if response.status_code >= 400:
-                    body = (await response.aread()).decode("utf-8", "replace")
-                    raise _status_error(response.status_code, body)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue  # comments, event names, blank separators
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        return
-                    try:
-                        event = json.loads(data)
-                    except ValueError as exc:
-                        raise UpstreamError(f"upstream sent invalid SSE data: {data[:200]!r}") from exc
-                    if isinstance(event, dict) and "error" in event:
-                        raise UpstreamError(f"upstream error: {_error_message(event)}")
-                    yield event
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(f"upstream timed out ({type(exc).__name__})", status=504) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"upstream failed ({type(exc).__name__})", status=502) from exc
+            async with await self.pool().post(path, _json_bytes(payload)) as response:
+                if response.status >= 400:
+                    body = (await response.read()).decode("utf-8", "replace")
+                    raise _status_error(response.status, body)
+                pending = b""
+                async for chunk in response.iter_bytes():
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        event = _sse_event(line)
+                        if event is _DONE:
+                            return
+                        if event is not None:
+                            yield event
+        except HttpError as exc:
+            raise _transport_error(exc) from exc
+
+
+_DONE: dict = {}
+
+
+def _sse_event(raw: bytes) -> dict | None:
+    """The JSON object of one SSE `data:` line, _DONE for [DONE], None for any other line."""
+    if not raw.startswith(b"data:"):
+        return None  # comments, event names, blank separators
+    data = raw[5:].strip()
+    if data == b"[DONE]":
+        return _DONE
+    try:
+        event = json.loads(data)
+    except ValueError as exc:
+        text = data[:200].decode("utf-8", "replace")
+        raise UpstreamError(f"upstream sent invalid SSE data: {text!r}") from exc
+    if isinstance(event, dict) and "error" in event:
+        raise UpstreamError(f"upstream error: {_error_message(event)}")
+    return event if isinstance(event, dict) else None
+
+
+def _transport_error(exc: HttpError) -> UpstreamError:
+    """The client's own fixed messages (never the URL); 504 for a timeout, else 502."""
+    return UpstreamError(str(exc), status=504 if isinstance(exc, HttpTimeout) else 502)
 
 
 def _error_message(body: Any) -> str:
@@ -158,8 +158,7 @@ class _UpstreamBackend:
         spec: ModelSpec,
         *,
         deployment: DeploymentSpec | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: Any = None,
+        timeout: Timeouts | None = None,
     ):
         self.name = spec.name
         self.spec = spec
@@ -171,7 +170,6 @@ class _UpstreamBackend:
             url=deployment.upstream_url,
             api_key=deployment.upstream_api_key,
             model=deployment.upstream_model or spec.name,
-            transport=transport,
             timeout=timeout if timeout is not None else timeout_for(deployment.timeout_s),
             max_connections=deployment.max_parallel_requests,
         )
@@ -191,7 +189,7 @@ def implicit_deployment(spec: ModelSpec) -> DeploymentSpec:
         upstream_url=spec.upstream_url,
         upstream_api_key=spec.upstream_api_key,
         upstream_model=spec.upstream_model or spec.name,
-        timeout_s=DEFAULT_TIMEOUT.read or 120.0,
+        timeout_s=DEFAULT_TIMEOUT.read,
     )
 
 

@@ -3,15 +3,18 @@ and Prometheus labels only name models that exist."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import replace
 
-import httpx
 import pytest
 
+from inference.engine.http1 import Timeouts
 from inference.engine.types import ModelSpec, UpstreamError
 from inference.engine.upstream import UpstreamEmbedder, UpstreamTextGenerator
 from inference.errors import from_engine_error
 from inference.models import RegisteredModel
+from tests.engine.scripted_server import Request, ScriptedServer, and_close, reply
 from tests.inference.helpers import call
 
 SECRET_URL = "https://admin:hunter2-secret@gpu.internal:8443/v1"
@@ -26,32 +29,35 @@ SPEC = ModelSpec(
 )
 
 
-def failing(exc: Exception):
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exc
-
-    return httpx.MockTransport(handler)
+async def _never(request: Request) -> bytes:
+    await asyncio.sleep(5)
+    return b""
 
 
 @pytest.mark.parametrize(
-    "exc",
+    "respond",
     [
-        httpx.ConnectError(f"connection refused to {SECRET_URL}"),
-        httpx.ReadTimeout(f"timed out reading {SECRET_URL}"),
-        httpx.RemoteProtocolError(f"garbage from {SECRET_URL}"),
+        None,  # nothing listens: connection refused
+        _never,  # a read timeout
+        lambda request: and_close(b"garbage\r\n\r\n"),  # not HTTP
     ],
 )
-async def test_upstream_failures_do_not_echo_the_url(exc):
-    embedder = UpstreamEmbedder(SPEC, transport=failing(exc))
-    with pytest.raises(UpstreamError) as raised:
-        await embedder.embed(["hi"])
-    generator = UpstreamTextGenerator(SPEC, transport=failing(exc))
-    with pytest.raises(UpstreamError) as raised_stream:
-        async for _ in generator.stream(_request()):
-            pass
+async def test_upstream_failures_do_not_echo_the_url(respond):
+    async with ScriptedServer(respond or (lambda request: None)) as server:
+        port = server.port
+        url = f"http://admin:hunter2-secret@127.0.0.1:{port}/v1"
+        if respond is None:
+            await server.__aexit__()  # nothing listens on the port from now on
+        failing = replace(SPEC, upstream_url=url)
+        timeout = Timeouts.each(0.2)
+        with pytest.raises(UpstreamError) as raised:
+            await UpstreamEmbedder(failing, timeout=timeout).embed(["hi"])
+        with pytest.raises(UpstreamError) as raised_stream:
+            async for _ in UpstreamTextGenerator(failing, timeout=timeout).stream(_request()):
+                pass
     for error in (raised.value, raised_stream.value):
         body = str(from_engine_error(error).body())
-        for secret in ("hunter2", "gpu.internal", SECRET_KEY):
+        for secret in ("hunter2", "127.0.0.1", str(port), SECRET_KEY):
             assert secret not in str(error) and secret not in body
 
 
@@ -62,15 +68,14 @@ def _request():
 
 
 async def test_successful_upstream_calls_log_neither_the_url_nor_the_key(caplog):
-    """httpx logs every request's URL at INFO; the portal's logging keeps it at WARNING."""
     answer = {"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}
-    generator = UpstreamTextGenerator(SPEC, transport=httpx.MockTransport(lambda r: httpx.Response(200, json=answer)))
-    from dataclasses import replace
-
-    with caplog.at_level(logging.DEBUG):
-        text, _ = await generator.generate(replace(_request(), stream=False))
+    async with ScriptedServer(lambda request: reply(200, answer)) as server:
+        generator = UpstreamTextGenerator(replace(SPEC, upstream_url=server.url(userinfo="admin:hunter2-secret@")))
+        with caplog.at_level(logging.DEBUG):
+            text, _ = await generator.generate(replace(_request(), stream=False))
     assert text == "ok"
-    assert "hunter2" not in caplog.text and "gpu.internal" not in caplog.text and SECRET_KEY not in caplog.text
+    assert "hunter2" not in caplog.text and SECRET_KEY not in caplog.text
+    assert server.requests[-1].headers["authorization"] == f"Bearer {SECRET_KEY}"
 
 
 def test_engine_error_messages_lose_any_url():
