@@ -345,14 +345,28 @@ def _load_key(key_digest: str) -> ApiKey | None:
     return _key_from_entry(entry)
 
 
+# digest -> (cache entry, the instances rebuilt from it). The shared cache is still read on every
+# request (a revoked or changed key must take effect in every worker at once); only rebuilding the
+# same model instances from the same entry is skipped. The instances are read-only by contract.
+_REBUILT: dict[str, tuple[dict, ApiKey]] = {}
+_REBUILT_MAX = 4096
+
+
 def _cached_key(key_digest: str) -> ApiKey | None:
     entry = cache.get(_cache_key(key_digest))
     if not isinstance(entry, dict):
         return None
+    known = _REBUILT.get(key_digest)
+    if known is not None and known[0] == entry:
+        return known[1]
     try:
-        return _key_from_entry(entry)
+        api_key = _key_from_entry(entry)
     except (KeyError, TypeError):  # an entry written by another version: reload it
         return None
+    if len(_REBUILT) >= _REBUILT_MAX:
+        _REBUILT.clear()
+    _REBUILT[key_digest] = (entry, api_key)
+    return api_key
 
 
 def api_key_cache_forget(*, digests: Iterable[str]) -> None:
