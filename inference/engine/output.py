@@ -1,7 +1,7 @@
 """Output processing shared by every runner: sampling, detokenisation, stop strings, EOS, length.
 
 Logits arrive as float32 numpy rows (a view of the runner's buffer where possible); greedy rows
-take one batched argmax. Text leaves through RequestHandle.emit (loop.call_soon_threadsafe).
+take one batched argmax. The scheduler sends the deltas (sequence.deliver: one loop wake-up a step).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .sequence import RequestHandle, Sequence
+from .sequence import RequestHandle, Sequence, deliver
 from .text import Detokenizer, StopMatcher
 from .types import EngineError, FinishReason, SamplingParams, TextDelta
 
@@ -61,8 +61,9 @@ class OutputProcessor:
 
     # ---- tokens to text -----------------------------------------------------------------
     def advance(self, seq: Sequence, token: int) -> TextDelta | None:
-        """Record one generated token and emit its text. When this ends the sequence, return
-        the final delta instead: the scheduler emits it once the sequence's state is released."""
+        """Record one generated token; return the delta to send (None while the text is held
+        back). A delta with a finish_reason ends the sequence. The scheduler sends every delta of
+        a step together, after it released the finished sequences."""
         seq.out_ids.append(token)
         seq.counts[token] = seq.counts.get(token, 0) + 1
         finish: FinishReason | None = None
@@ -84,10 +85,7 @@ class OutputProcessor:
             completion_tokens=len(seq.out_ids),
             finish_reason=finish,
         )
-        if finish is not None:
-            return delta
-        seq.handle.emit(delta)
-        return None
+        return delta
 
     @staticmethod
     def _flush(seq: Sequence) -> str:
@@ -97,8 +95,7 @@ class OutputProcessor:
 
     def fail(self, seqs: list[Sequence], exc: BaseException) -> None:
         err = exc if isinstance(exc, EngineError) else EngineError(f"model {self.name!r} failed: {exc}")
-        for seq in seqs:
-            seq.handle.emit(err)
+        deliver([(seq.handle, err) for seq in seqs])
 
 
 def _needs_sampler(seq: Sequence) -> bool:

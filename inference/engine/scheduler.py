@@ -8,8 +8,8 @@ running streams keep getting tokens). The runner executes the step; the output p
 and emits text; finished sequences are released the same step. The queue in front is bounded:
 a full queue raises Overloaded at once instead of letting callers wait forever.
 
-Tokens reach asyncio consumers through ``loop.call_soon_threadsafe`` into one ``asyncio.Queue``
-per request.
+Tokens reach asyncio consumers in one ``asyncio.Queue`` per request, all of a step's together
+(one ``loop.call_soon_threadsafe`` per event loop and step).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections import deque
 
 from .output import OutputProcessor
 from .runner import ModelRunner
-from .sequence import PrefillChunk, RequestHandle, Sequence, StepPlan
+from .sequence import PrefillChunk, RequestHandle, Sequence, StepPlan, deliver
 from .types import EngineError, Overloaded, Priority, SamplingParams, TextDelta
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ class Scheduler:
             return
         self.counters["steps"] += 1
         finished: list[Sequence] = []
-        final: list[tuple[Sequence, TextDelta]] = []
+        outgoing: list[tuple[RequestHandle, TextDelta]] = []
         for seq, token in results:
             if seq.handle.cancelled:
                 finished.append(seq)
@@ -184,15 +184,16 @@ class Scheduler:
             self.counters["tokens"] += 1
             delta = self.output.advance(seq, token)
             if delta is not None:
-                finished.append(seq)
-                final.append((seq, delta))
+                outgoing.append((seq.handle, delta))
+                if delta.finish_reason is not None:
+                    finished.append(seq)
         if finished:
             self._release(finished)
         else:
             self._publish()
         # after the release: a caller that sees its last delta sees its KV cells freed too
-        for seq, delta in final:
-            seq.handle.emit(delta)
+        if outgoing:
+            deliver(outgoing)
 
     def _drop_cancelled(self) -> None:
         cancelled = [seq for seq in self._running if seq.handle.cancelled]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,10 +27,27 @@ class RequestHandle:
     id: int = 0
 
     def emit(self, item: TextDelta | BaseException) -> None:
+        deliver([(self, item)])
+
+
+def deliver(items: Iterable[tuple[RequestHandle, TextDelta | BaseException]]) -> None:
+    """Hand items to their requests' event loops from the engine thread: one wake-up per loop
+    (a step's tokens for every sequence together), not one per token. Waking the loop thread once
+    per sequence made it fight the engine thread for the GIL mid-step, many times a step."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[RequestHandle, TextDelta | BaseException]]] = {}
+    for handle, item in items:
+        by_loop.setdefault(handle.loop, []).append((handle, item))
+    for loop, batch in by_loop.items():
         try:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+            loop.call_soon_threadsafe(_put_all, batch)
         except RuntimeError:  # event loop closed: nobody is listening any more
-            self.cancelled = True
+            for handle, _ in batch:
+                handle.cancelled = True
+
+
+def _put_all(batch: list[tuple[RequestHandle, TextDelta | BaseException]]) -> None:
+    for handle, item in batch:
+        handle.queue.put_nowait(item)
 
 
 @dataclass(eq=False)
