@@ -64,7 +64,7 @@ def sdist_source(sdist: Path | None) -> Path:
             sdist = WORK / f"llama_cpp_python-{version}.tar.gz"
             if not sdist.exists():
                 subprocess.run(
-                    [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+                    [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python"]
                     + [f"llama-cpp-python=={version}", "-d", str(WORK)],
                     check=True,
                 )
@@ -132,6 +132,15 @@ def start_portal(args: argparse.Namespace) -> tuple[subprocess.Popen, str, str, 
         raise
     ready = httpx.get(f"{url}/readyz", timeout=5).text.strip()
     print(f"portal /readyz: {ready}", file=sys.stderr)
+    # /readyz waits for the chat model only; the embedding model preloads behind it (importing
+    # torch and transformers: seconds of CPU). One embedding waits for that to end before measuring.
+    embedded = httpx.post(
+        f"{url}/v1/embeddings",
+        json={"model": "all-MiniLM-L6-v2", "input": "warm-up"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=600,
+    )
+    embedded.raise_for_status()
     return process, url, key, ready
 
 

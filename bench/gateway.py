@@ -85,6 +85,7 @@ class Run:
     errors: int
     seconds: float
     cpu_s: float
+    others_cpu_s: float = 0.0  # the load generator's and the upstream's CPU time meanwhile
 
     @property
     def rps(self) -> float:
@@ -97,6 +98,14 @@ class Run:
     @property
     def cpu_ms_per_request(self) -> float:
         return self.cpu_s * 1000 / max(1, len(self.latencies))
+
+    @property
+    def others_ms_per_request(self) -> float:
+        return self.others_cpu_s * 1000 / max(1, len(self.latencies))
+
+    @property
+    def cores_busy(self) -> float:
+        return (self.cpu_s + self.others_cpu_s) / self.seconds
 
 
 def cpu_seconds(pid: int) -> float:
@@ -112,11 +121,14 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-async def drive(url: str, key: str | None, concurrency: int, seconds: float, pid: int | None) -> Run:
+async def drive(
+    url: str, key: str | None, concurrency: int, seconds: float, pid: int | None, upstream_pid: int | None = None
+) -> Run:
     host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
     errors = 0
     cpu_before = cpu_seconds(pid) if pid else 0.0
+    others_before = time.process_time() + (cpu_seconds(upstream_pid) if upstream_pid and upstream_pid != pid else 0.0)
     started = time.monotonic()
     deadline = started + seconds
 
@@ -141,7 +153,8 @@ async def drive(url: str, key: str | None, concurrency: int, seconds: float, pid
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.monotonic() - started
-    return Run(latencies, errors, elapsed, (cpu_seconds(pid) - cpu_before) if pid else 0.0)
+    others = time.process_time() + (cpu_seconds(upstream_pid) if upstream_pid and upstream_pid != pid else 0.0)
+    return Run(latencies, errors, elapsed, (cpu_seconds(pid) - cpu_before) if pid else 0.0, others - others_before)
 
 
 def litellm_command(port: int, upstream_url: str, tmp: Path) -> list[str]:
@@ -214,7 +227,7 @@ def main() -> None:
         for concurrency in args.concurrency:
             for name, (url, target_key) in targets.items():
                 results[name, concurrency] = asyncio.run(
-                    drive(url, target_key, concurrency, args.seconds, processes[name].pid)
+                    drive(url, target_key, concurrency, args.seconds, processes[name].pid, processes["direct"].pid)
                 )
         text = report(results, args, list(targets))
         print(text)
@@ -237,10 +250,12 @@ def report(results: dict[tuple[str, int], Run], args, names: list[str]) -> str:
         "",
         f"Instant upstream; direct, through LiteLLM's proxy and through the portal (SQLite, "
         f"{'Redis' if args.redis else 'no Redis'}), non-streaming chat, {args.seconds:.0f} s per run, one invocation. "
-        "CPU ms/req: the server's own CPU time per answered request.",
+        "CPU ms/req: the server's own CPU time per answered request; load gen + upstream: the load "
+        "generator's and the upstream's CPU time per request meanwhile; cores busy: all of them together.",
         "",
-        "| concurrency | server | p50 / p95 ms | added p50 ms | req/s | CPU ms/req | errors |",
-        "| ---: | --- | --- | ---: | ---: | ---: | ---: |",
+        "| concurrency | server | p50 / p95 ms | added p50 ms | req/s | CPU ms/req | load gen + upstream CPU ms/req "
+        "| cores busy | errors |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for concurrency in args.concurrency:
         direct = results["direct", concurrency]
@@ -249,11 +264,21 @@ def report(results: dict[tuple[str, int], Run], args, names: list[str]) -> str:
             added = "" if name == "direct" else f"{run.p(0.5) - direct.p(0.5):.1f}"
             lines.append(
                 f"| {concurrency} | {name} | {run.p(0.5):.1f} / {run.p(0.95):.1f} | {added} | {run.rps:.0f} | "
-                f"{run.cpu_ms_per_request:.2f} | {run.errors} |"
+                f"{run.cpu_ms_per_request:.2f} | {run.others_ms_per_request:.2f} | {run.cores_busy:.2f} | "
+                f"{run.errors} |"
             )
     top = max(args.concurrency)
     one, two = results["portal 1w", top], results["portal 2w", top]
     lines += ["", f"At concurrency {top}: 2 workers / 1 worker = {two.rps / max(one.rps, 1e-9):.2f}x"]
+    # What two workers could reach if every core not spent on the load generator and the upstream
+    # went to the portal: the bound a machine with this many cores sets.
+    cores = psutil.cpu_count() or 1
+    per_request_ms = two.cpu_ms_per_request + two.others_ms_per_request
+    lines[-1] += (
+        f" ({cores} cores: at {per_request_ms:.2f} CPU ms per request for portal, load generator and upstream "
+        f"together, the machine tops out near {cores * 1000 / per_request_ms:.0f} req/s = "
+        f"{cores * 1000 / per_request_ms / max(one.rps, 1e-9):.2f}x one worker)"
+    )
     if "litellm" in names:
         lite = results["litellm", top]
         lines[-1] += f"; portal 1 worker / LiteLLM = {one.rps / max(lite.rps, 1e-9):.2f}x req/s"
