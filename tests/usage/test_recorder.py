@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
+from datetime import timedelta
 
 import pytest
 from django.db import OperationalError
+from django.utils import timezone
 
 from accounts import services
 from accounts.models import ApiKey
@@ -26,6 +29,40 @@ def event(user_id: int, api_key_id: int | None = None, request_id: str = "") -> 
 
 def counter(metric) -> float:
     return metric._value.get()
+
+
+def test_a_flushed_row_holds_every_field_of_its_event():
+    """The batch INSERT is written by hand: every column, timestamps as aware datetimes."""
+    user = make_user("all@example.com")
+    api_key, _ = services.api_key_create(user=user, name="k")
+    created = timezone.now() - timedelta(days=3, microseconds=17)
+    full = UsageEvent(
+        user_id=user.pk,
+        api_key_id=api_key.pk,
+        model="big-model",
+        endpoint="/v1/chat/completions",
+        status_code=499,
+        prompt_tokens=12,
+        completion_tokens=34,
+        latency_ms=56,
+        ttft_ms=7,
+        error_code="client_disconnected",
+        cached=True,
+        streamed=True,
+        client_disconnected=True,
+        request_id="every-field",
+        end_user="user-42",
+        created_at=created,
+    )
+    recorder().record(full)
+    recorder().record(event(user.pk, None, "defaults"))
+    assert recorder().flush() == 2
+    row = UsageRecord.objects.get(request_id="every-field")
+    expected = asdict(full)
+    expected.pop("attempts")
+    assert {name: getattr(row, name) for name in expected} == expected
+    plain = UsageRecord.objects.get(request_id="defaults")
+    assert (plain.ttft_ms, plain.api_key_id, plain.organization_id, plain.cached) == (None, None, None, False)
 
 
 def test_a_row_whose_key_was_deleted_is_written_without_it():
@@ -68,7 +105,7 @@ def test_rows_wait_while_the_database_is_unreachable(monkeypatch):
     def down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(UsageRecord.objects, "bulk_create", down)
+    monkeypatch.setattr(recorder_module, "_insert", down)
     assert recorder().flush() == 0 and recorder().pending() == 1 and not recorder().parked
     monkeypatch.undo()
     assert recorder().flush() == 1
