@@ -6,6 +6,7 @@ clients send proper JSON, and coercing would hide their bugs.
 
 from __future__ import annotations
 
+import math
 import re
 
 from rest_framework import serializers
@@ -437,8 +438,99 @@ def _new_serializer(serializer_class, data: dict) -> serializers.Serializer:
     return serializer
 
 
+# The plain chat request most clients send, validated without DRF (whose field machinery was the
+# largest single cost of a gateway request). Anything else -- another parameter, a null, a value
+# at or past a limit, content parts, tool messages -- goes through ChatCompletionSerializer, which
+# also words every error. tests/inference/test_serializers.py checks both give the same data.
+_PLAIN_CHAT_NUMBERS = {  # name -> (integer?, minimum, maximum)
+    "max_tokens": (True, 1, None),
+    "max_completion_tokens": (True, 1, None),
+    "n": (True, 1, MAX_CHOICES),
+    "seed": (True, -(2**63), 2**63 - 1),
+    "temperature": (False, 0.0, 2.0),
+    "top_p": (False, 0.0, 1.0),
+    "presence_penalty": (False, -2.0, 2.0),
+    "frequency_penalty": (False, -2.0, 2.0),
+}
+_PLAIN_CHAT_KEYS = frozenset({"model", "messages", "stream", "user", "stop", *_PLAIN_CHAT_NUMBERS})
+_PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
+_MAX_MESSAGES = 1000
+
+
+def _plain_text(value, max_length: int, *, allow_blank: bool) -> bool:
+    """A value a StrictCharField keeps as it is (no trimming, nothing it would refuse)."""
+    return (
+        isinstance(value, str)
+        and len(value) <= max_length
+        and (allow_blank or value != "")
+        and value.isascii()
+        and value.isprintable()
+        and value == value.strip()
+    )
+
+
+def _plain_chat(data: dict) -> dict | None:
+    """ChatCompletionSerializer's validated data for a plain request, or None to let it decide."""
+    if not isinstance(data, dict) or not data.keys() <= _PLAIN_CHAT_KEYS:
+        return None
+    out: dict = {}
+    if not _plain_text(data.get("model"), 200, allow_blank=False):
+        return None
+    out["model"] = data["model"]
+    for name, (integer, low, high) in _PLAIN_CHAT_NUMBERS.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+            return None
+        if not integer and not math.isfinite(value):
+            return None
+        if value < low or value > (high if high is not None else 2**53):
+            return None
+        out[name] = value if integer else float(value)
+    if "stream" in data:
+        if not isinstance(data["stream"], bool):
+            return None
+        out["stream"] = data["stream"]
+    if "stop" in data:
+        stop = data["stop"]
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or len(stops) > MAX_STOP_SEQUENCES:
+            return None
+        if not all(isinstance(item, str) and item for item in stops):
+            return None
+        out["stop"] = tuple(stops)
+    if "user" in data:
+        if not _plain_text(data["user"], 256, allow_blank=True):
+            return None
+        out["user"] = data["user"]
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not 0 < len(messages) <= _MAX_MESSAGES:
+        return None
+    plain = []
+    chars = 0
+    for message in messages:
+        if not isinstance(message, dict) or message.keys() != {"role", "content"}:
+            return None
+        role, content = message["role"], message["content"]
+        if not isinstance(role, str) or role not in _PLAIN_ROLES or not isinstance(content, str):
+            return None
+        chars += len(content)
+        plain.append({"role": "system" if role == "developer" else role, "content": content})
+    if chars > MAX_TEXT_CHARS:
+        return None
+    out["messages"] = plain
+    if "max_completion_tokens" in out:
+        out["max_tokens"] = out["max_completion_tokens"]
+    return out
+
+
 def validated(serializer_class, data: dict) -> dict:
     """Validated data, or an ApiError (400) naming the first bad parameter, e.g. messages[0].content."""
+    if serializer_class is ChatCompletionSerializer:
+        plain = _plain_chat(data)
+        if plain is not None:
+            return plain
     serializer = _new_serializer(serializer_class, data)
     if not serializer.is_valid():
         param, message = _first_error(serializer.errors)

@@ -87,7 +87,7 @@ def _insert(events: list[UsageEvent]) -> None:
     fields = [field for field in UsageRecord._meta.concrete_fields if not field.primary_key]
     ops = connection.ops
     adapt = [ops.adapt_datetimefield_value if isinstance(field, DateTimeField) else None for field in fields]
-    columns = ", ".join(ops.quote_name(field.column) for field in fields)
+    columns = ", ".join(ops.quote_name(str(field.column)) for field in fields)
     sql = (
         f"INSERT INTO {ops.quote_name(UsageRecord._meta.db_table)} ({columns}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
