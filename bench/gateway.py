@@ -4,8 +4,9 @@
 
 Starts, in one invocation: an OpenAI-compatible upstream that answers instantly
 (bench/fake_upstream.py); LiteLLM's proxy in front of it (installed on first use into
-bench/.litellm-venv, gitignored; no database, so no key checks); the portal with 1 uvicorn worker
-and with 2 workers (SQLite, no Redis unless --redis), a model routed to the upstream and an API
+bench/.litellm-venv, gitignored; no database, so no key checks); the portal with 1 uvicorn worker,
+with 2 (`--workers 2`) and as two 1-worker servers sharing the connections evenly (SQLite, no Redis
+unless --redis), a model routed to the upstream and an API
 key. Then drives each with the same non-streaming chat requests at each concurrency.
 
 The load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio streams, so that on a
@@ -122,18 +123,27 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def drive(
-    url: str, key: str | None, concurrency: int, seconds: float, pid: int | None, upstream_pid: int | None = None
+    urls: list[str], key: str | None, concurrency: int, seconds: float, pids: list[int], upstream_pid: int = 0
 ) -> Run:
-    host, port = url.removeprefix("http://").split(":")
+    """`concurrency` keep-alive connections, spread evenly over `urls`, each sending requests back to
+    back for `seconds`. CPU: the servers' (`pids`) and, apart, the load generator's and upstream's."""
     latencies: list[float] = []
     errors = 0
-    cpu_before = cpu_seconds(pid) if pid else 0.0
-    others_before = time.process_time() + (cpu_seconds(upstream_pid) if upstream_pid and upstream_pid != pid else 0.0)
+    upstream = [upstream_pid] if upstream_pid and upstream_pid not in pids else []
+
+    def servers_cpu() -> float:
+        return sum(cpu_seconds(pid) for pid in pids)
+
+    def others_cpu() -> float:
+        return time.process_time() + sum(cpu_seconds(pid) for pid in upstream)
+
+    cpu_before, others_before = servers_cpu(), others_cpu()
     started = time.monotonic()
     deadline = started + seconds
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         nonlocal errors
+        host, port = urls[index % len(urls)].removeprefix("http://").split(":")
         client = RawClient(host, int(port), "/v1/chat/completions", key)
         try:
             while time.monotonic() < deadline:
@@ -151,10 +161,9 @@ async def drive(
         finally:
             await client.close()
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(index) for index in range(concurrency)))
     elapsed = time.monotonic() - started
-    others = time.process_time() + (cpu_seconds(upstream_pid) if upstream_pid and upstream_pid != pid else 0.0)
-    return Run(latencies, errors, elapsed, (cpu_seconds(pid) - cpu_before) if pid else 0.0, others - others_before)
+    return Run(latencies, errors, elapsed, servers_cpu() - cpu_before, others_cpu() - others_before)
 
 
 def litellm_command(port: int, upstream_url: str, tmp: Path) -> list[str]:
@@ -192,9 +201,9 @@ def main() -> None:
         **({"REDIS_URL": args.redis} if args.redis else {}),
     )
     upstream_url = "http://127.0.0.1:9100"
-    targets: dict[str, tuple[str, str | None]] = {"direct": (upstream_url, None)}
-    processes: dict[str, subprocess.Popen] = {
-        "direct": portal.start(portal.uvicorn("bench.fake_upstream:app", 9100), env, tmp / "up.log")
+    targets: dict[str, tuple[list[str], str | None]] = {"direct": ([upstream_url], None)}
+    processes: dict[str, list[subprocess.Popen]] = {
+        "direct": [portal.start(portal.uvicorn("bench.fake_upstream:app", 9100), env, tmp / "up.log")]
     }
     try:
         key = portal.prepare(
@@ -204,30 +213,41 @@ def main() -> None:
             "context_length=4096)",
         )
         if not args.no_litellm:
-            targets["litellm"] = ("http://127.0.0.1:9102", LITELLM_MASTER_KEY)
+            targets["litellm"] = (["http://127.0.0.1:9102"], LITELLM_MASTER_KEY)
             litellm_env = {name: value for name, value in env.items() if name not in ("DATABASE_URL", "REDIS_URL")}
             litellm_env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no fetch from the internet at start-up
             litellm_env["LITELLM_MASTER_KEY"] = LITELLM_MASTER_KEY
-            processes["litellm"] = portal.start(
-                litellm_command(9102, upstream_url, tmp), litellm_env, tmp / "litellm.log"
-            )
-        for workers, port in ((1, 9101), (2, 9103)):
-            name = f"portal {workers}w"
-            server = [*portal.uvicorn("llmos_portal.asgi:application", port), "--workers", str(workers)]
-            if args.profile and workers == 1:  # py-spy (pip install py-spy) samples the portal's stacks
-                server = ["py-spy", "record", "--format", "speedscope", "-o", args.profile, "--", *server]
-            targets[name] = (f"http://127.0.0.1:{port}", key)
-            processes[name] = portal.start(server, env, tmp / f"portal{workers}.log")
+            processes["litellm"] = [
+                portal.start(litellm_command(9102, upstream_url, tmp), litellm_env, tmp / "litellm.log")
+            ]
+        # "portal 2w" is `uvicorn --workers 2`: the kernel hands each keep-alive connection to one
+        # worker, often unevenly. "portal 2x1w" is two one-worker servers with the connections split
+        # evenly, as nginx in front of several workers spreads requests (deploy/nginx).
+        for name, ports, workers in (
+            ("portal 1w", [9101], 1),
+            ("portal 2w", [9103], 2),
+            ("portal 2x1w", [9104, 9105], 1),
+        ):
+            targets[name] = ([f"http://127.0.0.1:{port}" for port in ports], key)
+            processes[name] = []
+            for port in ports:
+                server = [*portal.uvicorn("llmos_portal.asgi:application", port), "--workers", str(workers)]
+                if args.profile and name == "portal 1w":  # py-spy (pip install py-spy) samples its stacks
+                    server = ["py-spy", "record", "--format", "speedscope", "-o", args.profile, "--", *server]
+                processes[name].append(portal.start(server, env, tmp / f"portal{port}.log"))
         portal.wait_for(upstream_url)
-        for name, (url, _) in targets.items():
-            portal.wait_for(url + HEALTH.get(name.split()[0], ""))
-        for url, target_key in targets.values():
-            asyncio.run(drive(url, target_key, 4, 1.0, None))  # warm-up
+        for name, (urls, _) in targets.items():
+            for url in urls:
+                portal.wait_for(url + HEALTH.get(name.split()[0], ""))
+        for urls, target_key in targets.values():
+            asyncio.run(drive(urls, target_key, 4, 1.0, []))  # warm-up
+        upstream_pid = processes["direct"][0].pid
         results: dict[tuple[str, int], Run] = {}
         for concurrency in args.concurrency:
-            for name, (url, target_key) in targets.items():
+            for name, (urls, target_key) in targets.items():
+                pids = [process.pid for process in processes[name]]
                 results[name, concurrency] = asyncio.run(
-                    drive(url, target_key, concurrency, args.seconds, processes[name].pid, processes["direct"].pid)
+                    drive(urls, target_key, concurrency, args.seconds, pids, upstream_pid)
                 )
         text = report(results, args, list(targets))
         print(text)
@@ -235,9 +255,10 @@ def main() -> None:
             with (REPO / "bench" / "RESULTS.md").open("a") as out:
                 out.write("\n" + text)
     finally:
-        for process in processes.values():
+        everything = [process for group in processes.values() for process in group]
+        for process in everything:
             process.send_signal(signal.SIGINT)  # uvicorn shuts down; py-spy writes its profile
-        for process in processes.values():
+        for process in everything:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -268,8 +289,13 @@ def report(results: dict[tuple[str, int], Run], args, names: list[str]) -> str:
                 f"{run.errors} |"
             )
     top = max(args.concurrency)
-    one, two = results["portal 1w", top], results["portal 2w", top]
-    lines += ["", f"At concurrency {top}: 2 workers / 1 worker = {two.rps / max(one.rps, 1e-9):.2f}x"]
+    one, two, split = results["portal 1w", top], results["portal 2w", top], results["portal 2x1w", top]
+    lines += [
+        "",
+        f"At concurrency {top}: 2 workers / 1 worker = {two.rps / max(one.rps, 1e-9):.2f}x (uvicorn --workers 2), "
+        f"{split.rps / max(one.rps, 1e-9):.2f}x (two servers, connections split evenly)",
+    ]
+    two = split
     # What two workers could reach if every core not spent on the load generator and the upstream
     # went to the portal: the bound a machine with this many cores sets.
     cores = psutil.cpu_count() or 1
