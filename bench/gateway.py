@@ -203,7 +203,7 @@ def main() -> None:
     upstream_url = "http://127.0.0.1:9100"
     targets: dict[str, tuple[list[str], str | None]] = {"direct": ([upstream_url], None)}
     processes: dict[str, list[subprocess.Popen]] = {
-        "direct": [portal.start(portal.uvicorn("bench.fake_upstream:app", 9100), env, tmp / "up.log")]
+        "direct": [portal.start([sys.executable, "-m", "bench.fake_upstream", "--port", "9100"], env, tmp / "up.log")]
     }
     try:
         key = portal.prepare(

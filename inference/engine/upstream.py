@@ -62,7 +62,7 @@ class _UpstreamClient:
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
+        if pool is not None and self._loop is asyncio.get_running_loop():  # else they end with their loop
             pool.close()
 
     async def post_json(self, path: str, payload: dict) -> dict:
