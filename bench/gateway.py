@@ -295,11 +295,10 @@ def report(results: dict[tuple[str, int], Run], args, names: list[str]) -> str:
         f"At concurrency {top}: 2 workers / 1 worker = {two.rps / max(one.rps, 1e-9):.2f}x (uvicorn --workers 2), "
         f"{split.rps / max(one.rps, 1e-9):.2f}x (two servers, connections split evenly)",
     ]
-    two = split
     # What two workers could reach if every core not spent on the load generator and the upstream
     # went to the portal: the bound a machine with this many cores sets.
     cores = psutil.cpu_count() or 1
-    per_request_ms = two.cpu_ms_per_request + two.others_ms_per_request
+    per_request_ms = split.cpu_ms_per_request + split.others_ms_per_request
     lines[-1] += (
         f" ({cores} cores: at {per_request_ms:.2f} CPU ms per request for portal, load generator and upstream "
         f"together, the machine tops out near {cores * 1000 / per_request_ms:.0f} req/s = "

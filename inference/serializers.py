@@ -6,8 +6,10 @@ clients send proper JSON, and coercing would hide their bugs.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from typing import Any
 
 from rest_framework import serializers
 
@@ -442,19 +444,34 @@ def _new_serializer(serializer_class, data: dict) -> serializers.Serializer:
 # largest single cost of a gateway request). Anything else -- another parameter, a null, a value
 # at or past a limit, content parts, tool messages -- goes through ChatCompletionSerializer, which
 # also words every error. tests/inference/test_serializers.py checks both give the same data.
-_PLAIN_CHAT_NUMBERS = {  # name -> (integer?, minimum, maximum)
-    "max_tokens": (True, 1, None),
-    "max_completion_tokens": (True, 1, None),
-    "n": (True, 1, MAX_CHOICES),
-    "seed": (True, -(2**63), 2**63 - 1),
-    "temperature": (False, 0.0, 2.0),
-    "top_p": (False, 0.0, 1.0),
-    "presence_penalty": (False, -2.0, 2.0),
-    "frequency_penalty": (False, -2.0, 2.0),
-}
+_PLAIN_CHAT_NUMBERS = (
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "seed",
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+)
 _PLAIN_CHAT_KEYS = frozenset({"model", "messages", "stream", "user", "stop", *_PLAIN_CHAT_NUMBERS})
 _PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
-_MAX_MESSAGES = 1000
+
+
+@functools.cache
+def _plain_chat_limits() -> dict:
+    """The serializer's own limits, read once from its fields (never written twice)."""
+    fields: Any = ChatCompletionSerializer().fields  # typed as plain Fields; these have limits
+    numbers = {
+        name: (isinstance(fields[name], serializers.IntegerField), fields[name].min_value, fields[name].max_value)
+        for name in _PLAIN_CHAT_NUMBERS
+    }
+    return {
+        "numbers": numbers,
+        "model": fields["model"].max_length,
+        "user": fields["user"].max_length,
+        "messages": fields["messages"].max_length,
+    }
 
 
 def _plain_text(value, max_length: int, *, allow_blank: bool) -> bool:
@@ -473,11 +490,12 @@ def _plain_chat(data: dict) -> dict | None:
     """ChatCompletionSerializer's validated data for a plain request, or None to let it decide."""
     if not isinstance(data, dict) or not data.keys() <= _PLAIN_CHAT_KEYS:
         return None
+    limits = _plain_chat_limits()
     out: dict = {}
-    if not _plain_text(data.get("model"), 200, allow_blank=False):
+    if not _plain_text(data.get("model"), limits["model"], allow_blank=False):
         return None
     out["model"] = data["model"]
-    for name, (integer, low, high) in _PLAIN_CHAT_NUMBERS.items():
+    for name, (integer, low, high) in limits["numbers"].items():
         if name not in data:
             continue
         value = data[name]
@@ -485,7 +503,7 @@ def _plain_chat(data: dict) -> dict | None:
             return None
         if not integer and not math.isfinite(value):
             return None
-        if value < low or value > (high if high is not None else 2**53):
+        if value < low or value > (high if high is not None else 2**53):  # beyond 2**53: let DRF judge
             return None
         out[name] = value if integer else float(value)
     if "stream" in data:
@@ -501,11 +519,11 @@ def _plain_chat(data: dict) -> dict | None:
             return None
         out["stop"] = tuple(stops)
     if "user" in data:
-        if not _plain_text(data["user"], 256, allow_blank=True):
+        if not _plain_text(data["user"], limits["user"], allow_blank=True):
             return None
         out["user"] = data["user"]
     messages = data.get("messages")
-    if not isinstance(messages, list) or not 0 < len(messages) <= _MAX_MESSAGES:
+    if not isinstance(messages, list) or not 0 < len(messages) <= limits["messages"]:
         return None
     plain = []
     chars = 0

@@ -92,12 +92,9 @@ def _insert(events: list[UsageEvent]) -> None:
         f"INSERT INTO {ops.quote_name(UsageRecord._meta.db_table)} ({columns}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
-    names = [field.attname for field in fields]
+    values = list(zip((field.attname for field in fields), adapt, strict=True))
     rows = [
-        tuple(
-            value if convert is None else convert(value)
-            for value, convert in zip((getattr(event, name) for name in names), adapt, strict=True)
-        )
+        tuple(getattr(event, name) if convert is None else convert(getattr(event, name)) for name, convert in values)
         for event in events
     ]
     with connection.cursor() as cursor:

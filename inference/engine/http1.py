@@ -52,8 +52,7 @@ class Timeouts:
         return cls(connect=min(5.0, seconds), read=seconds, write=min(30.0, seconds), pool=seconds)
 
 
-_PAUSE_ABOVE = 256 * 1024  # unread body bytes before the socket stops being read
-_RESUME_BELOW = 64 * 1024
+_PAUSE_ABOVE = 256 * 1024  # unread body bytes before the socket stops being read (until they are taken)
 
 
 def _expire(waiter: asyncio.Future, what: str) -> None:
@@ -76,7 +75,7 @@ class _Connection(asyncio.Protocol):
 
     def _begin(self) -> None:
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
+        self._framed = False  # a Content-Length or Transfer-Encoding header came
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
@@ -114,18 +113,13 @@ class _Connection(asyncio.Protocol):
 
     # ---- httptools callbacks ----------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self._framed = True
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
         self.keep_alive = self._parser.should_keep_alive()
-        names = {name.lower() for name, _ in self.headers}
-        self._close_delimited = (
-            b"content-length" not in names
-            and b"transfer-encoding" not in names
-            and self.status not in (204, 304)
-            and not 100 <= self.status < 200
-        )
+        self._close_delimited = not self._framed and self.status not in (204, 304) and not 100 <= self.status < 200
         self.headers_done = True
         self._wake()
 
@@ -195,7 +189,6 @@ class Response:
         self._pool = pool
         self._conn: _Connection | None = conn
         self.status = conn.status
-        self.headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in conn.headers}
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
         conn = self._conn

@@ -24,8 +24,7 @@ from .types import (
     UpstreamError,
 )
 
-DEFAULT_TIMEOUT = Timeouts(connect=5.0, read=120.0, write=30.0, pool=10.0)
-timeout_for = Timeouts.each
+DEFAULT_TIMEOUT = Timeouts()
 
 
 def _json_bytes(payload: dict) -> bytes:
@@ -170,7 +169,7 @@ class _UpstreamBackend:
             url=deployment.upstream_url,
             api_key=deployment.upstream_api_key,
             model=deployment.upstream_model or spec.name,
-            timeout=timeout if timeout is not None else timeout_for(deployment.timeout_s),
+            timeout=timeout if timeout is not None else Timeouts.each(deployment.timeout_s),
             max_connections=deployment.max_parallel_requests,
         )
 
