@@ -5,12 +5,16 @@ each sequence has its own KV cells (a non-unified cache: one stream per sequence
 only reads a sequence's own cells). Prompt chunks of newly admitted sequences ride in the same
 batch as the running sequences' decode tokens, as llama-server does.
 
-Prompt reuse, two levels (what llama-server's slots do, plus a template prefix):
-- a finished sequence's slot keeps its KV cells as a cache: a new request goes to the free slot
+Prompt reuse: a new sequence starts from the longest prefix of its prompt whose KV exists already.
+- A finished sequence's slot keeps its KV cells as a cache: a new request goes to the free slot
   whose cached tokens share the longest prefix with its prompt and computes only the rest
-  (follow-up turns of a chat, prompts that differ at the end);
-- otherwise the KV of the chat template's shared prefix, computed once, is restored into the
-  slot (``llama_state_seq_set_data``: only the prefix cells are copied, not the whole stream).
+  (follow-up turns of a chat, prompts that differ at the end), as llama-server's slots do.
+- Cells are copied in from elsewhere when that gives a longer prefix: from a running sequence
+  (requests arriving together that share a system prompt, few-shot examples or the start of a
+  question) or from the chat template's shared prefix, computed once at load. A copy is a
+  ``llama_state_seq_get_data`` / ``set_data`` of the source's cells (~12 µs per cell here, where
+  computing a prompt token takes milliseconds), then the copy is cut back to the shared prefix.
+  llama.cpp's own ``seq_cp`` copies only whole streams between the per-sequence streams.
 A finished or cancelled sequence's slot is free for the next request at once; its cells are
 overwritten from the first position that differs.
 
@@ -170,6 +174,11 @@ def _context(model: LlamaCppModel, *, n_ctx: int, n_seq: int, n_batch: int, n_th
     return ctx
 
 
+# Copying a cell's KV (state get + set, ~12 µs) costs about 1/700 of computing a prompt token at
+# one thread (~8 ms); 256 leaves room for more threads computing faster.
+_CELLS_PER_TOKEN = 256
+
+
 def _common_prefix_length(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     for i in range(n):
@@ -208,6 +217,7 @@ class LlamaCppRunner(ModelRunner):
         self._batch = _Batch(n_batch)
         self._free = list(range(max_batch_size - 1, -1, -1))  # the last one is handed out first
         self._cached: list[list[int]] = [[] for _ in range(max_batch_size)]  # free slot -> tokens its cells hold
+        self._occupied: dict[int, Sequence] = {}  # slot -> the sequence in it
         self._prefix: list[int] = []
         self._prefix_state: ctypes.Array | None = None
         self.reused_tokens = 0  # prompt tokens not computed thanks to a slot's cache or the prefix
@@ -249,22 +259,50 @@ class LlamaCppRunner(ModelRunner):
                 best, best_len = slot, shared
         return best, best_len
 
+    def _best_donor(self, prompt: list[int]) -> tuple[Sequence | None, int]:
+        """The running sequence whose computed prompt tokens share the longest prefix with `prompt`."""
+        best, best_len = None, 0
+        for seq in self._occupied.values():
+            shared = min(_common_prefix_length(seq.prompt_ids, prompt), seq.num_computed)
+            if shared > best_len:
+                best, best_len = seq, shared
+        return best, best_len
+
+    def _copy_cells(self, slot: int, *, source: int | None = None, state: ctypes.Array | None = None) -> bool:
+        """Replace `slot`'s cells by a copy of sequence `source`'s cells (or of a saved `state`)."""
+        if state is None:
+            size = lc.llama_state_seq_get_size(self.ctx, source)
+            state = (ctypes.c_uint8 * size)()
+            if lc.llama_state_seq_get_data(self.ctx, state, size, source) != size:
+                return False
+        lc.llama_memory_seq_rm(self.mem, slot, -1, -1)
+        return bool(lc.llama_state_seq_set_data(self.ctx, state, len(state), slot))
+
     def add(self, seq: Sequence) -> None:
-        slot, shared = self._best_slot(seq.prompt_ids)
+        prompt = seq.prompt_ids
+        slot, in_place = self._best_slot(prompt)
         self._free.remove(slot)
         self._cached[slot] = []  # from now on the cells are this sequence's
         seq.slot = slot
         # keep at least one prompt token to compute: its logits give the first output token
-        keep = min(shared, len(seq.prompt_ids) - 1)
-        n, state = len(self._prefix), self._prefix_state
-        if keep < n and state is not None and len(seq.prompt_ids) > n and seq.prompt_ids[:n] == self._prefix:
-            lc.llama_memory_seq_rm(self.mem, slot, -1, -1)
-            keep = n if lc.llama_state_seq_set_data(self.ctx, state, len(state), slot) else 0
+        limit = len(prompt) - 1
+        keep = min(in_place, limit)
+        n = len(self._prefix)
+        template = n if self._prefix_state is not None and n <= limit and prompt[:n] == self._prefix else 0
+        copied = max(keep, template)
+        donor, shared = self._best_donor(prompt)
+        shared = min(shared, limit)
+        # the donor's cells past the shared prefix are copied too: a long donor must save more
+        if donor is not None and shared > copied and (shared - copied) * _CELLS_PER_TOKEN >= donor.num_computed:
+            keep = shared if self._copy_cells(slot, source=donor.slot) else 0
+        elif template > keep:
+            keep = template if self._copy_cells(slot, state=self._prefix_state) else 0
         if not lc.llama_memory_seq_rm(self.mem, slot, keep, -1):  # cells past the shared prefix
             lc.llama_memory_seq_rm(self.mem, slot, -1, -1)
             keep = 0
         seq.num_computed = keep
         self.reused_tokens += keep
+        self._occupied[slot] = seq
 
     def execute(self, plan: StepPlan) -> list[LogitsGroup]:
         b = self._batch
@@ -302,6 +340,7 @@ class LlamaCppRunner(ModelRunner):
         """The slots are free at once; their cells stay as a cache of the tokens they hold."""
         for seq in seqs:
             if seq.slot >= 0:
+                del self._occupied[seq.slot]
                 self._cached[seq.slot] = (seq.prompt_ids + seq.out_ids)[: seq.num_computed]
                 self._free.append(seq.slot)
                 seq.slot = -1
@@ -313,6 +352,7 @@ class LlamaCppRunner(ModelRunner):
     def reset(self) -> None:
         lc.llama_memory_clear(self.mem, True)
         self._free = list(range(self.max_batch_size - 1, -1, -1))
+        self._occupied.clear()
         self.forget_cache()
 
     def kv_tokens(self) -> int:

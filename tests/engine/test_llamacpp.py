@@ -113,6 +113,31 @@ async def test_a_free_slot_serves_a_prompt_that_shares_its_cached_prefix(make_ll
 
 
 @pytest.mark.asyncio
+async def test_a_prompt_sharing_a_prefix_with_a_running_sequence_copies_its_cells(make_llama):
+    """Requests that share more than the template prefix (a system prompt, the start of a
+    question) while another is running: the new one copies the running one's cells for the shared
+    part and computes only the rest, with the same tokens as computing it whole."""
+    gen = make_llama(max_batch_size=3)
+    running = gen.stream(chat("Write a long, detailed story about the sea.", max_tokens=200, stop=("zzzz",)))
+    await anext(running)
+    follow = chat("Write a long, detailed story about a robot.", max_tokens=8)
+    first = gen.encode(chat("Write a long, detailed story about the sea."))
+    shared = next(i for i, (a, b) in enumerate(zip(first, gen.encode(follow), strict=False)) if a != b)
+    assert shared > gen.llama_runner.prefix_tokens
+    before = gen.stats()["reused_prompt_tokens"]
+    copied = await gen.generate(follow)
+    assert gen.stats()["reused_prompt_tokens"] - before == shared
+    assert gen.stats()["running"] == 1  # the donor streams on
+    await anext(running)
+    await running.aclose()
+    await wait_until(lambda: gen.stats()["running"] == 0)
+    gen.llama_runner.forget_cache()
+    gen.llama_runner._prefix_state = None
+    assert await gen.generate(follow) == copied
+    assert gen.stats()["reused_prompt_tokens"] - before == shared  # computed from its first token
+
+
+@pytest.mark.asyncio
 async def test_long_prompt_is_chunked_while_running_streams_keep_going(make_llama):
     gen = make_llama(max_batch_size=4, prefill_chunk=32)
     await check_chunked_prefill(gen, chunk=32, cached_prefix=gen.llama_runner.prefix_tokens)
