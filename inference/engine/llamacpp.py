@@ -24,11 +24,12 @@ Importing this module imports llama_cpp; the manager imports it only when llama.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import llama_cpp.llama_cpp as lc
@@ -201,8 +202,10 @@ class LlamaCppRunner(ModelRunner):
         n_threads: int,
         prefill_chunk: int = 256,
         idle_prefill_budget: int = 1024,
+        prefix_ids: list[int] | None = None,
     ):
         self.model = model
+        self._prefix_ids = prefix_ids or []  # computed on the engine thread (thread_context)
         self.max_batch_size = max_batch_size
         self.context_length = context_length
         self.prefill_chunk = prefill_chunk
@@ -248,6 +251,15 @@ class LlamaCppRunner(ModelRunner):
     @property
     def prefix_tokens(self) -> int:
         return len(self._prefix)
+
+    @contextlib.contextmanager
+    def thread_context(self) -> Iterator[None]:
+        # With more than one thread, llama.cpp computes in an OpenMP team owned by the calling
+        # thread. Every decode of this context, the prefix's included, runs on the engine thread:
+        # a second team left idle on another thread makes libgomp stop spinning between steps
+        # (measured: decode steps 18% slower, 16.2 against 13.7 ms at 2 threads).
+        self.cache_prefix(self._prefix_ids)
+        yield
 
     # ---- ModelRunner --------------------------------------------------------------------
     def _best_slot(self, prompt: list[int]) -> tuple[int, int]:
@@ -411,8 +423,8 @@ class LlamaCppTextGenerator(BatchedTextGenerator):
             context_length=self.context_length,
             n_threads=self.n_threads,
             prefill_chunk=prefill_chunk,
+            prefix_ids=self.template_prefix(),
         )
-        self.llama_runner.cache_prefix(self.template_prefix())
         output = OutputProcessor(
             name=spec.name,
             eos_ids=self.eos_ids,

@@ -24,7 +24,8 @@ class ModelRunner(ABC):
     idle_prefill_budget: int | None = None
 
     def thread_context(self) -> contextlib.AbstractContextManager:
-        """Entered once around the engine thread's loop (e.g. torch.inference_mode)."""
+        """Entered once on the engine thread around its loop, before the scheduler is returned
+        to its maker (torch.inference_mode; llama.cpp computes the template prefix)."""
         return contextlib.nullcontext()
 
     @abstractmethod

@@ -45,7 +45,9 @@ class Scheduler:
         self._published = {"running": 0, "kv_tokens": 0}
         self.counters = {"steps": 0, "tokens": 0, "max_batch_seen": 0, "admitted": 0, "failed": 0}
         self._thread = threading.Thread(target=self._run, name=f"engine-{name}", daemon=True)
+        self._started = threading.Event()
         self._thread.start()
+        self._started.wait()  # the runner's per-thread set-up (thread_context) is done
 
     # ---- asyncio side -------------------------------------------------------------------
     def submit(
@@ -97,6 +99,7 @@ class Scheduler:
     def _run(self) -> None:
         try:
             with self.runner.thread_context():
+                self._started.set()
                 while True:
                     with self._cv:
                         while not self._stop and not self._pending and not self._running:
@@ -111,6 +114,7 @@ class Scheduler:
                     if plan:
                         self._step(plan)
         finally:  # shut down, or the loop itself crashed: nobody may wait on a dead thread
+            self._started.set()
             with self._cv:
                 self._stop = True
             self._fail_all(EngineError(f"model {self.name!r} was shut down"))
