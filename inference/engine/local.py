@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -20,6 +22,7 @@ from .torch_runner import TorchRunner
 from .types import EmbeddingResult, EmbedProgress, GenerationRequest, InvalidRequest, ModelSpec
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
@@ -124,6 +127,22 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return ids
 
 
+def _on_own_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """`fn(*args)` on a new thread that ends with it.
+
+    Torch's OpenMP worker pool belongs to the thread that runs an op and lives as long as it.
+    libgomp counts the threads of every pool in the process, and once they outnumber the CPUs it
+    stops spinning at barriers in every team, llama.cpp's included: each decode step then sleeps
+    and wakes at its ~230 barriers (measured on 2 cores after one embedding on a pool thread:
+    238 context switches and +40% time per step). The pool of a thread that has ended is gone.
+    """
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="torch-work")
+    try:
+        return asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    finally:
+        executor.shutdown(wait=False)  # its thread ends after fn
+
+
 class SentenceEmbedder(Embedder):
     """Mean-pooled, L2-normalised sentence embeddings (all-MiniLM-L6-v2 and similar).
 
@@ -155,7 +174,7 @@ class SentenceEmbedder(Embedder):
         progress = progress or EmbedProgress()
         self._busy += 1
         try:
-            work = asyncio.get_running_loop().run_in_executor(None, self.embed_sync, texts, progress)
+            work = _on_own_thread(self.embed_sync, texts, progress)
             try:
                 return await asyncio.shield(work)
             except asyncio.CancelledError:

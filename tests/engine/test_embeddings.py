@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from inference.engine.types import InvalidRequest
@@ -42,3 +44,23 @@ async def test_empty_input_is_rejected(manager):
     embedder = await manager.get_embedder(EMBED.name)
     with pytest.raises(InvalidRequest):
         await embedder.embed([])
+
+
+@pytest.mark.asyncio
+async def test_each_embedding_runs_on_a_thread_that_has_ended_when_it_returns(manager, monkeypatch):
+    """Torch's OpenMP pool lives as long as the thread that made it; a pool left on a long-lived
+    thread makes libgomp stop spinning in llama.cpp's team too (see local._on_own_thread)."""
+    embedder = await manager.get_embedder(EMBED.name)
+    ran_on: list[threading.Thread] = []
+    embed_sync = embedder.embed_sync
+
+    def recording(*args):
+        ran_on.append(threading.current_thread())
+        return embed_sync(*args)
+
+    monkeypatch.setattr(embedder, "embed_sync", recording)
+    for text in ("one", "two"):
+        assert len((await embedder.embed([text])).vectors) == 1
+        ran_on[-1].join(timeout=5)
+        assert not ran_on[-1].is_alive()
+    assert ran_on[0] is not ran_on[1] and threading.main_thread() not in ran_on
