@@ -3,20 +3,20 @@
 Many sequences decode in one ``llama_decode``: every batch token carries its own sequence id,
 each sequence has its own KV cells (a non-unified cache: one stream per sequence, so attention
 only reads a sequence's own cells). Prompt chunks of newly admitted sequences ride in the same
-batch as the running sequences' decode tokens, as llama-server does.
+batch as the running sequences' decode tokens, as llama-server does. llama.cpp computes such a
+batch in one pass only over consecutive sequence ids, so a new sequence takes the lowest free slot
+(sequence id) and the batch is laid out in slot order.
 
-Prompt reuse: a new sequence starts from the longest prefix of its prompt whose KV exists already.
-- A finished sequence's slot keeps its KV cells as a cache: a new request goes to the free slot
-  whose cached tokens share the longest prefix with its prompt and computes only the rest
-  (follow-up turns of a chat, prompts that differ at the end), as llama-server's slots do.
-- Cells are copied in from elsewhere when that gives a longer prefix: from a running sequence
-  (requests arriving together that share a system prompt, few-shot examples or the start of a
-  question) or from the chat template's shared prefix, computed once at load. A copy is a
-  ``llama_state_seq_get_data`` / ``set_data`` of the source's cells (~12 µs per cell here, where
-  computing a prompt token takes milliseconds), then the copy is cut back to the shared prefix.
-  llama.cpp's own ``seq_cp`` copies only whole streams between the per-sequence streams.
-A finished or cancelled sequence's slot is free for the next request at once; its cells are
-overwritten from the first position that differs.
+Prompt reuse: a new sequence starts from the longest prefix of its prompt whose KV exists already,
+wherever it is:
+- in free slots: a finished sequence's cells stay in its slot as a cache (follow-up turns of a
+  chat, prompts that differ at the end), as llama-server's slots do;
+- in running sequences (requests arriving together that share a system prompt, few-shot examples
+  or the start of a question);
+- in the chat template's shared prefix, computed once at start.
+Cells in another slot are copied (``llama_state_seq_get_data`` / ``set_data``: ~12 µs per cell
+here, where computing a prompt token takes milliseconds), then cut back to the shared prefix;
+llama.cpp's own ``seq_cp`` copies only whole streams between per-sequence streams.
 
 Importing this module imports llama_cpp; the manager imports it only when llama.cpp is wanted.
 """
@@ -40,7 +40,7 @@ from .generator import BatchedTextGenerator
 from .output import OutputProcessor
 from .runner import ModelRunner
 from .scheduler import Scheduler
-from .sequence import LogitsGroup, Sequence, StepPlan
+from .sequence import LogitsGroup, PrefillChunk, Sequence, StepPlan
 from .text import PieceDetokenizer
 from .types import EngineError, GenerationRequest, InvalidRequest, ModelLoadError, ModelSpec, SamplingParams
 
@@ -218,7 +218,7 @@ class LlamaCppRunner(ModelRunner):
             raise ModelLoadError(f"llama.cpp gave {lc.llama_n_ctx_seq(self.ctx)} KV cells per sequence")
         self.mem = lc.llama_get_memory(self.ctx)
         self._batch = _Batch(n_batch)
-        self._free = list(range(max_batch_size - 1, -1, -1))  # the last one is handed out first
+        self._free = list(range(max_batch_size))
         self._cached: list[list[int]] = [[] for _ in range(max_batch_size)]  # free slot -> tokens its cells hold
         self._occupied: dict[int, Sequence] = {}  # slot -> the sequence in it
         self._prefix: list[int] = []
@@ -262,53 +262,54 @@ class LlamaCppRunner(ModelRunner):
         yield
 
     # ---- ModelRunner --------------------------------------------------------------------
-    def _best_slot(self, prompt: list[int]) -> tuple[int, int]:
-        """The free slot whose cached tokens share the longest prefix with `prompt`, and its length."""
-        best, best_len = self._free[-1], 0
-        for slot in self._free:
-            shared = _common_prefix_length(self._cached[slot], prompt)
-            if shared > best_len:
-                best, best_len = slot, shared
-        return best, best_len
-
-    def _best_donor(self, prompt: list[int]) -> tuple[Sequence | None, int]:
-        """The running sequence whose computed prompt tokens share the longest prefix with `prompt`."""
-        best, best_len = None, 0
+    def _best_copy(self, prompt: list[int], slot: int) -> tuple[int, int | None, int]:
+        """The longest prefix of `prompt` held elsewhere: (its length, the slot holding it or None
+        for the template prefix, the cells a copy moves). Free slots keep their last sequence's
+        cells; running sequences count with the prompt tokens computed so far."""
+        n = len(self._prefix)
+        best: tuple[int, int | None, int] = (0, None, 0)
+        if self._prefix_state is not None and prompt[:n] == self._prefix:
+            best = (n, None, n)
+        for other in self._free:
+            if other != slot:
+                cached = self._cached[other]
+                shared = _common_prefix_length(cached, prompt)
+                if shared > best[0]:
+                    best = (shared, other, len(cached))
         for seq in self._occupied.values():
             shared = min(_common_prefix_length(seq.prompt_ids, prompt), seq.num_computed)
-            if shared > best_len:
-                best, best_len = seq, shared
-        return best, best_len
+            if shared > best[0]:
+                best = (shared, seq.slot, seq.num_computed)
+        return best
 
-    def _copy_cells(self, slot: int, *, source: int | None = None, state: ctypes.Array | None = None) -> bool:
-        """Replace `slot`'s cells by a copy of sequence `source`'s cells (or of a saved `state`)."""
-        if state is None:
+    def _copy_cells(self, slot: int, source: int | None) -> bool:
+        """Replace `slot`'s cells by a copy of sequence `source`'s cells (None: the template prefix)."""
+        state = self._prefix_state
+        if source is not None:
             size = lc.llama_state_seq_get_size(self.ctx, source)
             state = (ctypes.c_uint8 * size)()
             if lc.llama_state_seq_get_data(self.ctx, state, size, source) != size:
                 return False
         lc.llama_memory_seq_rm(self.mem, slot, -1, -1)
-        return bool(lc.llama_state_seq_set_data(self.ctx, state, len(state), slot))
+        return state is not None and bool(lc.llama_state_seq_set_data(self.ctx, state, len(state), slot))
 
     def add(self, seq: Sequence) -> None:
         prompt = seq.prompt_ids
-        slot, in_place = self._best_slot(prompt)
+        # The lowest free slot: llama.cpp decodes a batch in one pass only over consecutive
+        # sequence ids (per-sequence KV streams are viewed as one range), so running sequences
+        # are kept on the lowest slots; a gap costs a second pass over the weights every step.
+        slot = min(self._free)
         self._free.remove(slot)
-        self._cached[slot] = []  # from now on the cells are this sequence's
-        seq.slot = slot
         # keep at least one prompt token to compute: its logits give the first output token
         limit = len(prompt) - 1
-        keep = min(in_place, limit)
-        n = len(self._prefix)
-        template = n if self._prefix_state is not None and n <= limit and prompt[:n] == self._prefix else 0
-        copied = max(keep, template)
-        donor, shared = self._best_donor(prompt)
+        keep = min(_common_prefix_length(self._cached[slot], prompt), limit)  # the slot's own cells
+        self._cached[slot] = []  # from now on the cells are this sequence's
+        seq.slot = slot
+        shared, source, cells = self._best_copy(prompt, slot)
         shared = min(shared, limit)
-        # the donor's cells past the shared prefix are copied too: a long donor must save more
-        if donor is not None and shared > copied and (shared - copied) * _CELLS_PER_TOKEN >= donor.num_computed:
-            keep = shared if self._copy_cells(slot, source=donor.slot) else 0
-        elif template > keep:
-            keep = template if self._copy_cells(slot, state=self._prefix_state) else 0
+        # the source's cells past the shared prefix are copied too: a long source must save more
+        if shared > keep and (shared - keep) * _CELLS_PER_TOKEN >= cells:
+            keep = shared if self._copy_cells(slot, source) else 0
         if not lc.llama_memory_seq_rm(self.mem, slot, keep, -1):  # cells past the shared prefix
             lc.llama_memory_seq_rm(self.mem, slot, -1, -1)
             keep = 0
@@ -320,19 +321,24 @@ class LlamaCppRunner(ModelRunner):
         b = self._batch
         n = 0
         wanted: list[Sequence] = []  # sequences with a logits row, in batch order
-        for seq in plan.decode:
-            b.token[n], b.pos[n], b.seq[n], b.logits[n] = seq.out_ids[-1], seq.num_computed, seq.slot, 1
-            wanted.append(seq)
-            n += 1
-        for chunk in plan.prefill:
-            m = chunk.end - chunk.start
-            b.token[n : n + m] = chunk.seq.prompt_ids[chunk.start : chunk.end]
-            b.pos[n : n + m] = np.arange(chunk.start, chunk.end)
-            b.seq[n : n + m] = chunk.seq.slot
+        # in slot order, so that llama.cpp can take consecutive sequence ids in one pass
+        work: list[tuple[int, Sequence | PrefillChunk]] = [(seq.slot, seq) for seq in plan.decode]
+        work += [(chunk.seq.slot, chunk) for chunk in plan.prefill]
+        work.sort(key=lambda item: item[0])
+        for slot, item in work:
+            if isinstance(item, Sequence):
+                b.token[n], b.pos[n], b.seq[n], b.logits[n] = item.out_ids[-1], item.num_computed, slot, 1
+                wanted.append(item)
+                n += 1
+                continue
+            m = item.end - item.start
+            b.token[n : n + m] = item.seq.prompt_ids[item.start : item.end]
+            b.pos[n : n + m] = np.arange(item.start, item.end)
+            b.seq[n : n + m] = slot
             b.logits[n : n + m] = 0
-            if chunk.completes:
+            if item.completes:
                 b.logits[n + m - 1] = 1
-                wanted.append(chunk.seq)
+                wanted.append(item.seq)
             n += m
         b.struct.n_tokens = n
         rc = lc.llama_decode(self.ctx, b.struct)
@@ -363,7 +369,7 @@ class LlamaCppRunner(ModelRunner):
 
     def reset(self) -> None:
         lc.llama_memory_clear(self.mem, True)
-        self._free = list(range(self.max_batch_size - 1, -1, -1))
+        self._free = list(range(self.max_batch_size))
         self._occupied.clear()
         self.forget_cache()
 
