@@ -11,15 +11,15 @@
    bench/load.py's streaming chat load: 128 new tokens, temperature 0.7, 2 x concurrency requests
    per level, each level after a warm-up request.
 3. Starts a throwaway portal (bench/portal.py) that serves the embedded SmolLM2 on its llama.cpp
-   runner and drives it with the same load. Levels interleave (llama-server c1, portal c1,
-   llama-server c4, ...): only one server is under load at a time, and drift in the machine's
-   background load hits both alike.
+   runner and drives it with the same load. Levels interleave, each run twice in mirrored order
+   (llama-server, portal, portal, llama-server at c1, then at c4, ...): only one server is under
+   load at a time, and a steady drift in the machine's speed hits both alike.
 4. Runs the naive baseline (fp32 `model.generate`, one request at a time) in this process.
 5. Prints one Markdown table with TTFT, time per output token, aggregate tok/s, errors and the
    ratios portal / llama-server; --write appends it to bench/RESULTS.md.
 
 Both servers get `--no-repack` semantics (no AMX/repacked weight buffers): on AMX CPUs under some
-hypervisors ggml's AMX matmul segfaults, and Q4_1 has no other repacked kernel.
+hypervisors ggml's AMX matmul segfaults (here: SIGILL), and Q4_1 has no other repacked kernel.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -153,22 +154,33 @@ def cpu_seconds(pid: int) -> float:
 def interleaved(
     anchor: tuple[int, str, str], ours: tuple[int, str, str], args: argparse.Namespace
 ) -> tuple[list[load.LevelResult], list[load.LevelResult], dict[tuple[str, int], float]]:
-    """Level by level, llama-server then the portal (the idle one costs nothing), so drift in the
-    machine's load hits both alike. Also the CPU time each server spent per output token: on a
-    machine shared with other work, wall-clock rates swing run to run, CPU per token much less."""
-    for _, url, api_key in (anchor, ours):
+    """Level by level in the order llama-server, portal, portal, llama-server (the idle one costs
+    nothing), each server's two runs of a level merged: this machine's speed drifts by 20% within
+    a minute or two, and the mirrored order cancels a steady drift. Also the CPU time each server
+    spent per output token: wall-clock rates swing run to run, CPU per token much less."""
+    servers = {"llama-server": anchor, "portal": ours}
+    for _, url, api_key in servers.values():
         asyncio.run(load.run_level(url, api_key, 1, 1, 8))  # warm-up
     results: dict[str, list[load.LevelResult]] = {"llama-server": [], "portal": []}
     cpu_per_token: dict[tuple[str, int], float] = {}
     for concurrency in args.concurrency:
-        for name, (pid, url, api_key) in (("llama-server", anchor), ("portal", ours)):
+        merged = {name: load.LevelResult(concurrency) for name in servers}
+        cpu = dict.fromkeys(servers, 0.0)
+        for name in ("llama-server", "portal", "portal", "llama-server"):
+            pid, url, api_key = servers[name]
             cpu_before = cpu_seconds(pid)
             level = asyncio.run(load.run_level(url, api_key, concurrency, args.requests_per_client, args.new_tokens))
+            cpu[name] += cpu_seconds(pid) - cpu_before
+            merged[name].samples += level.samples
+            merged[name].wall_s += level.wall_s
+        for name, level in merged.items():
             tokens = sum(sample.tokens for sample in level.ok())
-            cpu_per_token[(name, concurrency)] = (cpu_seconds(pid) - cpu_before) / max(tokens, 1)
+            cpu_per_token[(name, concurrency)] = cpu[name] / max(tokens, 1)
+            errors = Counter(sample.error for sample in level.samples if sample.error)
             print(
                 f"  {name} c{concurrency}: {level.tokens_per_s:.1f} tok/s, "
-                f"{cpu_per_token[(name, concurrency)] * 1000:.1f} CPU ms/token",
+                f"{cpu_per_token[(name, concurrency)] * 1000:.1f} CPU ms/token"
+                + (f", errors: {dict(errors)}" if errors else ""),
                 file=sys.stderr,
             )
             results[name].append(level)
@@ -212,7 +224,8 @@ def report(
         f"Machine: {cpu_name}, {os.cpu_count()} cores. Same GGUF (SmolLM2-135M-Instruct Q4_1), llama.cpp "
         f"from llama-cpp-python {pinned_version()}, {args.threads} threads, {SLOTS} slots x "
         f"{CONTEXT_PER_SLOT} KV cells, no weight repacking. Streaming chat, {args.new_tokens} new tokens max, "
-        f"temperature 0.7, {args.requests_per_client} requests per client, one invocation "
+        f"temperature 0.7, {args.requests_per_client} requests per client, each level run twice per server "
+        f"(A B B A), one invocation "
         f"(`bench/anchor.py`). Portal: 1 uvicorn worker.",
         "",
         "| server | concurrency | errors | TTFT p50 / p95 ms | TPOT p50 ms | output tok/s | server CPU ms / token "
