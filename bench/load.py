@@ -94,26 +94,38 @@ async def one_stream(client: httpx.AsyncClient, url: str, key: str, index: int, 
     }
     sample = Sample()
     started = time.perf_counter()
-    try:
-        async with client.stream(
-            "POST", f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
-        ) as response:
-            if response.status_code != 200:
-                sample.error = f"HTTP {response.status_code}"
-                await response.aread()
-                return sample
-            async for line in response.aiter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[6:])
-                if "error" in chunk:
-                    sample.error = chunk["error"].get("code") or "stream error"
-                elif chunk.get("usage"):
-                    sample.tokens = chunk["usage"]["completion_tokens"]
-                elif chunk["choices"] and chunk["choices"][0]["delta"].get("content") and sample.ttft_s is None:
-                    sample.ttft_s = time.perf_counter() - started
-    except httpx.HTTPError as exc:
-        sample.error = type(exc).__name__
+    for attempt in (1, 2):
+        responded = False
+        try:
+            async with client.stream(
+                "POST", f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+            ) as response:
+                responded = True
+                if response.status_code != 200:
+                    sample.error = f"HTTP {response.status_code}"
+                    await response.aread()
+                    return sample
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    chunk = json.loads(line[6:])
+                    if "error" in chunk:
+                        sample.error = chunk["error"].get("code") or "stream error"
+                    elif chunk.get("usage"):
+                        sample.tokens = chunk["usage"]["completion_tokens"]
+                    elif chunk["choices"] and chunk["choices"][0]["delta"].get("content") and sample.ttft_s is None:
+                        sample.ttft_s = time.perf_counter() - started
+            break
+        except httpx.TransportError as exc:
+            # A kept-alive connection that the server closed just as the request went out (seen
+            # with llama-server): nothing was generated, so it is sent once more, as a client
+            # library with retries would; the time lost counts in its TTFT.
+            if responded or attempt == 2:
+                sample.error = type(exc).__name__
+                break
+        except httpx.HTTPError as exc:
+            sample.error = type(exc).__name__
+            break
     sample.e2e_s = time.perf_counter() - started
     return sample
 
