@@ -16,6 +16,8 @@ from .types import EngineError, FinishReason, SamplingParams, TextDelta
 
 # Candidates examined first for top-p; widened until they hold top_p of the mass.
 _TOP_P_CANDIDATES = 256
+# Block size of the two-level inverse-CDF draw (draw_index).
+_BLOCK = 256
 
 
 class OutputProcessor:
@@ -122,8 +124,28 @@ def sample_token(
     np.exp(probs, out=probs)
     if params.top_p < 1.0:
         return _sample_top_p(probs, params.top_p, rng)
-    cdf = np.cumsum(probs)
-    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(cdf) - 1))
+    return draw_index(probs, rng.random())
+
+
+def draw_index(weights: np.ndarray, r: float) -> int:
+    """Inverse-CDF sampling: the first index where the running sum of `weights` (>= 0) passes
+    r * their total. In two levels, block sums and then one block: np.cumsum is sequential, and
+    over a whole vocabulary (49k) it took 150 of the 230 µs a sampled token cost."""
+    n = len(weights)
+    whole = n - n % _BLOCK
+    if whole < 4 * _BLOCK:
+        cdf = np.cumsum(weights)
+        return int(min(np.searchsorted(cdf, r * cdf[-1], side="right"), n - 1))
+    sums = weights[:whole].reshape(-1, _BLOCK).sum(axis=1)
+    if whole < n:
+        sums = np.append(sums, weights[whole:].sum())
+    block_cdf = np.cumsum(sums)
+    target = r * block_cdf[-1]
+    block = int(min(np.searchsorted(block_cdf, target, side="right"), len(block_cdf) - 1))
+    start = block * _BLOCK
+    inner = np.cumsum(weights[start : start + _BLOCK])
+    rest = target - (block_cdf[block - 1] if block else 0.0)
+    return start + int(min(np.searchsorted(inner, rest, side="right"), len(inner) - 1))
 
 
 def _sample_top_p(probs: np.ndarray, top_p: float, rng: np.random.Generator) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inference.engine.output import sample_token
+from inference.engine.output import draw_index, sample_token
 from inference.engine.text import PieceDetokenizer, StopMatcher
 from inference.engine.types import SamplingParams
 
@@ -61,3 +61,17 @@ def test_stop_matcher_holds_back_partial_stop():
     m = StopMatcher(["###"])
     assert m.feed("a#") == ("a", False)
     assert m.feed("b") == ("#b", False)
+
+
+def test_the_two_level_draw_picks_what_a_full_cumulative_sum_picks():
+    """draw_index sums blocks first; on a vocabulary-sized row (with a ragged tail and zero
+    weights) it lands where np.cumsum + searchsorted lands, up to float32 rounding at a boundary."""
+    rng = np.random.default_rng(3)
+    weights = np.exp(rng.standard_normal(49_157).astype(np.float32) * 3)
+    weights[rng.choice(len(weights), 5000, replace=False)] = 0.0
+    cdf = np.cumsum(weights.astype(np.float64))
+    for r in [0.0, 1e-9, 0.5, 0.999999, *rng.random(300)]:
+        expected = int(min(np.searchsorted(cdf, r * cdf[-1], side="right"), len(cdf) - 1))
+        picked = draw_index(weights, r)
+        assert abs(cdf[picked] - cdf[expected]) <= 1e-5 * cdf[-1]
+        assert weights[picked] > 0
