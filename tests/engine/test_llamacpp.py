@@ -28,6 +28,16 @@ async def wait_until(predicate, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
+def shared_prompt_tokens(gen, a: GenerationRequest, b: GenerationRequest) -> int:
+    return next(i for i, (x, y) in enumerate(zip(gen.encode(a), gen.encode(b), strict=False)) if x != y)
+
+
+def forget_every_prefix(gen) -> None:
+    """The next prompts are computed from their first token (no slot cache, no template prefix)."""
+    gen.llama_runner.forget_cache()
+    gen.llama_runner._prefix_state = None
+
+
 def test_chat_prompts_tokenize_like_the_transformers_template(make_llama, smol):
     """GGUF chat template (jinja2) + llama.cpp tokenizer == HF apply_chat_template + tokenizer."""
     gen = make_llama()
@@ -86,8 +96,7 @@ async def test_template_prefix_is_computed_once_and_reused(make_llama):
     request = chat("Name a planet.", max_tokens=12)
     assert gen.encode(request)[: len(prefix)] == prefix
     with_prefix = await gen.generate(request)
-    gen.llama_runner._prefix_state = None  # every prompt computed from its first token
-    gen.llama_runner.forget_cache()
+    forget_every_prefix(gen)
     assert await gen.generate(request) == with_prefix
 
 
@@ -99,15 +108,14 @@ async def test_a_free_slot_serves_a_prompt_that_shares_its_cached_prefix(make_ll
     gen = make_llama(max_batch_size=2)
     first = chat("Write a long, detailed story about the sea.", max_tokens=8)
     follow = chat("Write a long, detailed story about a robot.", max_tokens=8)
-    shared = next(i for i, (a, b) in enumerate(zip(gen.encode(first), gen.encode(follow), strict=False)) if a != b)
+    shared = shared_prompt_tokens(gen, first, follow)
     assert shared > gen.llama_runner.prefix_tokens
     await gen.generate(first)
     before = gen.stats()["reused_prompt_tokens"]
     reused = await gen.generate(follow)
     assert gen.stats()["reused_prompt_tokens"] - before == shared
     assert gen.stats()["kv_tokens"] == 0  # a cached slot is free: nothing counted as held
-    gen.llama_runner.forget_cache()
-    gen.llama_runner._prefix_state = None
+    forget_every_prefix(gen)
     assert await gen.generate(follow) == reused
     assert gen.stats()["reused_prompt_tokens"] - before == shared  # computed from its first token
 
@@ -121,8 +129,7 @@ async def test_a_prompt_sharing_a_prefix_with_a_running_sequence_copies_its_cell
     running = gen.stream(chat("Write a long, detailed story about the sea.", max_tokens=200, stop=("zzzz",)))
     await anext(running)
     follow = chat("Write a long, detailed story about a robot.", max_tokens=8)
-    first = gen.encode(chat("Write a long, detailed story about the sea."))
-    shared = next(i for i, (a, b) in enumerate(zip(first, gen.encode(follow), strict=False)) if a != b)
+    shared = shared_prompt_tokens(gen, chat("Write a long, detailed story about the sea."), follow)
     assert shared > gen.llama_runner.prefix_tokens
     before = gen.stats()["reused_prompt_tokens"]
     copied = await gen.generate(follow)
@@ -131,8 +138,7 @@ async def test_a_prompt_sharing_a_prefix_with_a_running_sequence_copies_its_cell
     await anext(running)
     await running.aclose()
     await wait_until(lambda: gen.stats()["running"] == 0)
-    gen.llama_runner.forget_cache()
-    gen.llama_runner._prefix_state = None
+    forget_every_prefix(gen)
     assert await gen.generate(follow) == copied
     assert gen.stats()["reused_prompt_tokens"] - before == shared  # computed from its first token
 
