@@ -116,14 +116,12 @@ async def one_stream(client: httpx.AsyncClient, url: str, key: str, index: int, 
                     elif chunk["choices"] and chunk["choices"][0]["delta"].get("content") and sample.ttft_s is None:
                         sample.ttft_s = time.perf_counter() - started
             break
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             # A kept-alive connection that the server closed just as the request went out (seen
             # with llama-server): nothing was generated, so it is sent once more, as a client
             # library with retries would; the time lost counts in its TTFT.
-            if responded or attempt == 2:
-                sample.error = type(exc).__name__
-                break
-        except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.TransportError) and not responded and attempt == 1:
+                continue
             sample.error = type(exc).__name__
             break
     sample.e2e_s = time.perf_counter() - started

@@ -218,9 +218,8 @@ class LlamaCppRunner(ModelRunner):
             raise ModelLoadError(f"llama.cpp gave {lc.llama_n_ctx_seq(self.ctx)} KV cells per sequence")
         self.mem = lc.llama_get_memory(self.ctx)
         self._batch = _Batch(n_batch)
-        self._free = list(range(max_batch_size))
         self._cached: list[list[int]] = [[] for _ in range(max_batch_size)]  # free slot -> tokens its cells hold
-        self._occupied: dict[int, Sequence] = {}  # slot -> the sequence in it
+        self._occupied: dict[int, Sequence] = {}  # slot -> the running sequence in it
         self._prefix: list[int] = []
         self._prefix_state: ctypes.Array | None = None
         self.reused_tokens = 0  # prompt tokens not computed thanks to a slot's cache or the prefix
@@ -229,9 +228,10 @@ class LlamaCppRunner(ModelRunner):
     def cache_prefix(self, ids: list[int]) -> None:
         """Compute the KV of `ids` once; sequences whose prompt starts with it get a copy."""
         budget = self.idle_prefill_budget
-        if len(ids) < 2 or len(ids) > budget or not self._free:
+        free = self._free_slots()
+        if len(ids) < 2 or len(ids) > budget or not free:
             return
-        slot = self._free[-1]
+        slot = free[-1]
         b = self._batch
         n = len(ids)
         b.token[:n], b.pos[:n], b.seq[:n], b.logits[:n] = ids, np.arange(n), slot, 0
@@ -262,20 +262,23 @@ class LlamaCppRunner(ModelRunner):
         yield
 
     # ---- ModelRunner --------------------------------------------------------------------
-    def _best_copy(self, prompt: list[int], slot: int) -> tuple[int, int | None, int]:
+    def _free_slots(self) -> list[int]:
+        """Slots no running sequence holds, lowest first."""
+        return [slot for slot in range(self.max_batch_size) if slot not in self._occupied]
+
+    def _best_copy(self, prompt: list[int], free: list[int]) -> tuple[int, int | None, int]:
         """The longest prefix of `prompt` held elsewhere: (its length, the slot holding it or None
-        for the template prefix, the cells a copy moves). Free slots keep their last sequence's
-        cells; running sequences count with the prompt tokens computed so far."""
+        for the template prefix, the cells a copy moves). The `free` slots keep their last
+        sequence's cells; running sequences count with the prompt tokens computed so far."""
         n = len(self._prefix)
         best: tuple[int, int | None, int] = (0, None, 0)
         if self._prefix_state is not None and prompt[:n] == self._prefix:
             best = (n, None, n)
-        for other in self._free:
-            if other != slot:
-                cached = self._cached[other]
-                shared = _common_prefix_length(cached, prompt)
-                if shared > best[0]:
-                    best = (shared, other, len(cached))
+        for other in free:
+            cached = self._cached[other]
+            shared = _common_prefix_length(cached, prompt)
+            if shared > best[0]:
+                best = (shared, other, len(cached))
         for seq in self._occupied.values():
             shared = min(_common_prefix_length(seq.prompt_ids, prompt), seq.num_computed)
             if shared > best[0]:
@@ -298,14 +301,13 @@ class LlamaCppRunner(ModelRunner):
         # The lowest free slot: llama.cpp decodes a batch in one pass only over consecutive
         # sequence ids (per-sequence KV streams are viewed as one range), so running sequences
         # are kept on the lowest slots; a gap costs a second pass over the weights every step.
-        slot = min(self._free)
-        self._free.remove(slot)
+        slot, *others = self._free_slots()
         # keep at least one prompt token to compute: its logits give the first output token
         limit = len(prompt) - 1
         keep = min(_common_prefix_length(self._cached[slot], prompt), limit)  # the slot's own cells
         self._cached[slot] = []  # from now on the cells are this sequence's
         seq.slot = slot
-        shared, source, cells = self._best_copy(prompt, slot)
+        shared, source, cells = self._best_copy(prompt, others)
         shared = min(shared, limit)
         # the source's cells past the shared prefix are copied too: a long source must save more
         if shared > keep and (shared - keep) * _CELLS_PER_TOKEN >= cells:
@@ -360,7 +362,6 @@ class LlamaCppRunner(ModelRunner):
             if seq.slot >= 0:
                 del self._occupied[seq.slot]
                 self._cached[seq.slot] = (seq.prompt_ids + seq.out_ids)[: seq.num_computed]
-                self._free.append(seq.slot)
                 seq.slot = -1
 
     def forget_cache(self) -> None:
@@ -369,17 +370,13 @@ class LlamaCppRunner(ModelRunner):
 
     def reset(self) -> None:
         lc.llama_memory_clear(self.mem, True)
-        self._free = list(range(self.max_batch_size))
         self._occupied.clear()
         self.forget_cache()
 
     def kv_tokens(self) -> int:
         """KV cells held by running sequences (free slots' caches not counted), from llama.cpp."""
         total = 0
-        free = set(self._free)
-        for slot in range(self.max_batch_size):
-            if slot in free:
-                continue
+        for slot in self._occupied:
             top = lc.llama_memory_seq_pos_max(self.mem, slot)
             if top >= 0:
                 total += top - lc.llama_memory_seq_pos_min(self.mem, slot) + 1
